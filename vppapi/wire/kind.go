@@ -1,0 +1,16 @@
+package wire
+
+import "strings"
+
+// ReadOnly reports whether a VPP request message only reads state. Dumps,
+// gets, pings and version queries are reads; everything else (adds, deletes,
+// sets, enables, cli) counts as a write. Tests use it to prove that a sync of
+// an unchanged state writes nothing.
+func ReadOnly(msgName string) bool {
+	switch msgName {
+	case "control_ping", "show_version", "sockclnt_create", "sockclnt_delete",
+		"memclnt_keepalive", "get_first_msg_id", "api_versions", "show_threads":
+		return true
+	}
+	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get")
+}
