@@ -2,7 +2,6 @@ package sim
 
 import (
 	"strings"
-	"time"
 
 	"go.fd.io/govpp/api"
 	"go.fd.io/govpp/binapi/memclnt"
@@ -40,13 +39,15 @@ func (s *Sim) showVersion(*vpe.ShowVersion) []api.Message {
 	return []api.Message{&vpe.ShowVersionReply{
 		Program:        "vpe",
 		Version:        Version,
-		BuildDate:      s.started.UTC().Format(time.UnixDate),
+		BuildDate:      s.started.UTC().Format("2006-01-02T15:04:05"),
 		BuildDirectory: "/simulator",
 	}}
 }
 
-// cliInband answers the debug CLI. Like VPP it returns retval 0 with an
-// error text for a command it doesn't know.
+// cliInband answers the debug CLI. Like vl_api_cli_inband_t_handler it
+// returns the output with vlib_cli_input's result: -1 with the error text
+// for a command that fails or that it doesn't know.
 func (s *Sim) cliInband(m *vlib.CliInband) []api.Message {
-	return []api.Message{&vlib.CliInbandReply{Reply: s.cli(strings.TrimSpace(m.Cmd))}}
+	out, rv := s.cli(strings.TrimSpace(m.Cmd))
+	return []api.Message{&vlib.CliInbandReply{Retval: rv, Reply: out}}
 }

@@ -8,9 +8,10 @@ import "strings"
 // an unchanged state writes nothing.
 func ReadOnly(msgName string) bool {
 	switch msgName {
-	case "control_ping", "show_version", "sockclnt_create", "sockclnt_delete",
-		"memclnt_keepalive", "get_first_msg_id", "api_versions", "show_threads":
+	case "control_ping", "sockclnt_create", "sockclnt_delete", "memclnt_keepalive",
+		"get_first_msg_id", "api_versions", "ip_route_lookup", "ip_route_lookup_v2":
 		return true
 	}
-	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get")
+	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get") ||
+		strings.Contains(msgName, "_get_") || strings.HasPrefix(msgName, "show_")
 }

@@ -84,6 +84,8 @@ func TestReadOnly(t *testing.T) {
 		"ip_route_v2_dump":             true,
 		"control_ping":                 true,
 		"show_version":                 true,
+		"sw_interface_get_table":       true,
+		"get_first_msg_id":             true,
 		"nat44_show_running_config":    false, // conservative: unknown names are writes
 		"sw_interface_add_del_address": false,
 		"ip_route_add_del":             false,

@@ -1,0 +1,33 @@
+# kube-vpp: `make demo` runs the agent on the example cluster against the VPP
+# simulator; `make test` runs every test with the race detector.
+
+GO      ?= go
+BIN     := bin
+BINARIES := kube-vpp-agent kube-vppctl vppsim
+
+.PHONY: all build test test-deps demo vet bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+
+vet:
+	$(GO) vet ./...
+
+# test-deps installs what the tests need on a fresh Debian machine (as root).
+test-deps:
+	@./tests/install-deps.sh
+
+test: test-deps vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build
+	@./examples/demo.sh
+
+clean:
+	rm -rf $(BIN) .demo

@@ -1,0 +1,206 @@
+// Package agent wires kube-vpp's node agent: configuration, the Kubernetes
+// source, the VPP connection, the drivers, the reconcile loop and the status
+// and control servers.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.fd.io/govpp/api"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kube-vpp/kube-vpp/agent/config"
+	"github.com/kube-vpp/kube-vpp/agent/ctl"
+	"github.com/kube-vpp/kube-vpp/agent/nodenet"
+	"github.com/kube-vpp/kube-vpp/agent/source"
+	"github.com/kube-vpp/kube-vpp/agent/status"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
+	"github.com/kube-vpp/kube-vpp/vppapi"
+)
+
+// Version is the agent's release.
+const Version = "0.1.0-dev"
+
+// Agent is one node's kube-vpp agent.
+type Agent struct {
+	cfg     *config.Config
+	log     *zap.Logger
+	metrics *status.Metrics
+	vpp     *vppapi.Client
+	ifaces  *interfaces.Driver
+	fib     *ip.Driver
+	src     *source.Source
+	events  *eventSink
+	state   syncState
+}
+
+// Messages lists every VPP message the agent uses; all are checked against
+// VPP's message table at connect.
+func Messages() []api.Message {
+	var all []api.Message
+	all = append(all, vppapi.CoreMessages()...)
+	all = append(all, interfaces.Messages()...)
+	all = append(all, ip.Messages()...)
+	return all
+}
+
+// New builds an agent from a validated configuration.
+func New(cfg *config.Config, log *zap.Logger) *Agent {
+	a := &Agent{cfg: cfg, log: log.With(zap.String("node", cfg.Node.Name)), metrics: status.NewMetrics()}
+	a.state.problems = map[string]bool{}
+	a.vpp = vppapi.New(vppapi.Options{
+		Socket:         cfg.VPP.Socket,
+		BackoffInitial: cfg.VPP.ConnectBackoffInitial,
+		BackoffMax:     cfg.VPP.ConnectBackoffMax,
+		HealthInterval: cfg.VPP.HealthInterval,
+		ReplyTimeout:   cfg.VPP.ReplyTimeout,
+		Messages:       Messages(),
+		Logger:         a.log.Named("vpp"),
+		Observer:       vppObserver{a.metrics},
+	})
+	a.ifaces = interfaces.New(a.vpp, a.log)
+	a.fib = ip.New(a.vpp, a.log)
+	return a
+}
+
+// Run runs the agent until ctx ends. It returns a *vppapi.IncompatibleError
+// when VPP's API does not match this binary, and any error that keeps the
+// agent from serving (a socket it cannot bind, a Kubernetes source it cannot
+// reach).
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	src, err := a.openSource(ctx)
+	if err != nil {
+		return err
+	}
+	a.src = src
+	a.events = newEventSink(src.Client, a.cfg.Node.Name)
+	defer a.events.shutdown()
+
+	changed := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := src.Informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	}); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+
+	statusSrv := status.NewServer(a.cfg.HTTP.Listen, a.metrics, a.ready, a.log)
+	if err := statusSrv.Listen(); err != nil {
+		return fmt.Errorf("status server: %w", err)
+	}
+	ctlSrv := ctl.NewServer(a.cfg.Ctl.Socket, a, a.log)
+	if err := ctlSrv.Listen(); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	a.log.Info("agent starting", zap.String("version", Version), zap.String("vpp_socket", a.cfg.VPP.Socket),
+		zap.String("status_addr", statusSrv.Addr()), zap.String("ctl_socket", a.cfg.Ctl.Socket))
+
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel(err)
+	}
+	wg.Go(func() { fail(a.vpp.Run(ctx)) })
+	wg.Go(func() { fail(statusSrv.Serve(ctx)) })
+	wg.Go(func() { fail(ctlSrv.Serve(ctx)) })
+	wg.Go(func() {
+		if err := src.Start(ctx); err != nil {
+			fail(fmt.Errorf("kubernetes source: %w", err))
+			return
+		}
+		a.log.Info("kubernetes caches synced")
+		poke()
+		fail(a.reconcileLoop(ctx, changed))
+	})
+	wg.Wait()
+	src.Shutdown()
+	return firstErr
+}
+
+func (a *Agent) openSource(ctx context.Context) (*source.Source, error) {
+	k := a.cfg.Kubernetes
+	if k.Manifests != "" {
+		onError := func(err error) { a.metrics.CountError("manifest") }
+		src, err := source.Manifests(ctx, k.Manifests, k.ResyncPeriod, a.log.Named("manifests"), onError)
+		if err != nil {
+			return nil, fmt.Errorf("manifests folder %s: %w", k.Manifests, err)
+		}
+		return src, nil
+	}
+	src, err := source.Live(k.Kubeconfig, k.ResyncPeriod)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes API: %w", err)
+	}
+	return src, nil
+}
+
+// Version implements ctl.Backend.
+func (a *Agent) Version(context.Context) ctl.VersionInfo {
+	v := ctl.VersionInfo{Agent: Version, BuiltForVPP: vppapi.BuiltFor}
+	if info, err := a.vpp.Info(); err == nil {
+		v.VPPConnected, v.VPP, v.VPPBuildDate, v.VPPPID = true, info.Version, info.BuildDate, info.PID
+	}
+	return v
+}
+
+// CLI implements ctl.Backend.
+func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.vpp.CLI(ctx, cmd) }
+
+func everything() labels.Selector { return labels.Everything() }
+
+// reportNodeProblem logs and counts a bad Node field once per distinct
+// problem and records it as an Event on the Node.
+func (a *Agent) reportNodeProblem(p nodenet.Problem) {
+	if !a.firstReport(p.Error()) {
+		return
+	}
+	a.metrics.CountError("node")
+	a.log.Warn("ignoring bad node data", zap.String("k8s_node", p.Node), zap.String("field", p.Field), zap.Error(p.Err))
+	a.events.warn(&corev1.ObjectReference{Kind: "Node", Name: p.Node, APIVersion: "v1"}, "InvalidNodeNetwork", p.Error())
+}
+
+// firstReport is true the first time key is reported, so that a problem
+// that persists across syncs is logged once.
+func (a *Agent) firstReport(key string) bool {
+	a.state.mu.Lock()
+	defer a.state.mu.Unlock()
+	if a.state.problems[key] {
+		return false
+	}
+	a.state.problems[key] = true
+	return true
+}
+
+func (a *Agent) reportOnce(key string, err error) {
+	if a.firstReport(key) {
+		a.log.Warn("configuration problem", zap.Error(err))
+	}
+}

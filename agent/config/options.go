@@ -1,0 +1,118 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+)
+
+// Keys of every setting, as written in the config file.
+const (
+	KeyNodeName            = "node.name"
+	KeyVPPSocket           = "vpp.socket"
+	KeyVPPBackoffInitial   = "vpp.connect-backoff-initial"
+	KeyVPPBackoffMax       = "vpp.connect-backoff-max"
+	KeyVPPHealthInterval   = "vpp.health-interval"
+	KeyVPPReplyTimeout     = "vpp.reply-timeout"
+	KeyKubeconfig          = "kubernetes.kubeconfig"
+	KeyManifests           = "kubernetes.manifests"
+	KeyResyncPeriod        = "kubernetes.resync-period"
+	KeyLogLevel            = "log.level"
+	KeyLogFormat           = "log.format"
+	KeyHTTPListen          = "http.listen"
+	KeyCtlSocket           = "ctl.socket"
+	KeyUplinkInterface     = "uplink.interface"
+	KeyNetworkServiceCIDRs = "network.service-cidrs"
+)
+
+const (
+	envPrefix   = "KUBE_VPP"
+	configFlag  = "config"
+	configEnv   = envPrefix + "_CONFIG"
+	programName = "kube-vpp-agent"
+)
+
+// option describes one setting: its key, the flag that sets it (if any),
+// its default as the user would write it, and a one-line meaning.
+type option struct {
+	key  string
+	flag string
+	def  string
+	list bool
+	help string
+}
+
+// options returns every setting in the order Usage lists them. It is a
+// function rather than a variable so that nothing at package level can be
+// modified.
+func options() []option {
+	return []option{
+		{key: KeyNodeName, flag: "node", help: "name of this Kubernetes node (required)"},
+		{key: KeyVPPSocket, flag: "vpp-socket", def: "/run/vpp/api.sock", help: "VPP binary API socket"},
+		{key: KeyVPPBackoffInitial, def: "250ms", help: "first delay between VPP connection attempts"},
+		{key: KeyVPPBackoffMax, def: "5s", help: "longest delay between VPP connection attempts"},
+		{key: KeyVPPHealthInterval, def: "1s", help: "how often VPP's liveness is probed"},
+		{key: KeyVPPReplyTimeout, def: "5s", help: "how long to wait for one VPP API reply"},
+		{key: KeyKubeconfig, flag: "kubeconfig", help: "kubeconfig file (neither this nor manifests: in-cluster)"},
+		{key: KeyManifests, flag: "manifests", help: "folder of manifests to read instead of an API server"},
+		{key: KeyResyncPeriod, def: "10m", help: "informer resync period (0 disables resync)"},
+		{key: KeyLogLevel, flag: "log-level", def: "info", help: "debug, info, warn or error"},
+		{key: KeyLogFormat, flag: "log-format", def: "console", help: "console or json"},
+		{key: KeyHTTPListen, flag: "http-listen", def: ":9911", help: "host:port serving /healthz, /readyz and /metrics"},
+		{key: KeyCtlSocket, flag: "ctl-socket", def: "/run/kube-vpp/ctl.sock", help: "socket kube-vppctl talks to"},
+		{key: KeyUplinkInterface, flag: "uplink-interface", help: "VPP interface facing the ToR"},
+		{key: KeyNetworkServiceCIDRs, flag: "service-cidrs", def: "10.96.0.0/12", list: true, help: "Service ClusterIP ranges, comma-separated"},
+	}
+}
+
+// envName returns the environment variable that sets key:
+// vpp.socket -> KUBE_VPP_VPP_SOCKET.
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(envReplacer().Replace(key))
+}
+
+func envReplacer() *strings.Replacer {
+	return strings.NewReplacer(".", "_", "-", "_")
+}
+
+// Usage returns the help text of the agent's command line: every flag with its
+// default and the config key and environment variable it maps to, then the
+// settings that only the config file or the environment can set.
+func Usage() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s [flags]\n\n%s\n\nFlags:\n", programName, "Precedence: flag > environment > config file > default.")
+
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "  --%s string\t%s\t(env %s)\n", configFlag, "YAML config file to read (optional)", configEnv)
+	for _, o := range options() {
+		if o.flag == "" {
+			continue
+		}
+		typ := "string"
+		if o.list {
+			typ = "strings"
+		}
+		fmt.Fprintf(w, "  --%s %s\t%s\t(key %s, env %s, default %s)\n",
+			o.flag, typ, o.help, o.key, envName(o.key), showDefault(o))
+	}
+	fmt.Fprintf(w, "  -h, --help\t%s\n", "show this help and exit")
+	_ = w.Flush()
+
+	fmt.Fprintf(&b, "\n%s\n", "Settings without a flag (config file or environment only):")
+	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, o := range options() {
+		if o.flag != "" {
+			continue
+		}
+		fmt.Fprintf(w, "  %s\t%s\t(env %s, default %s)\n", o.key, o.help, envName(o.key), showDefault(o))
+	}
+	_ = w.Flush()
+	return b.String()
+}
+
+func showDefault(o option) string {
+	if o.def == "" {
+		return `""`
+	}
+	return o.def
+}

@@ -1,0 +1,91 @@
+package ctl
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+type fakeBackend struct{ cmds []string }
+
+func (f *fakeBackend) Version(context.Context) VersionInfo {
+	return VersionInfo{Agent: "test", BuiltForVPP: "25.10-release", VPPConnected: true, VPP: "25.10-release"}
+}
+
+func (f *fakeBackend) Status(context.Context) StatusInfo {
+	return StatusInfo{Ready: false, Reason: "waiting for the first sync", VPPConnected: true}
+}
+
+func (f *fakeBackend) CLI(_ context.Context, cmd string) (string, error) {
+	f.cmds = append(f.cmds, cmd)
+	if cmd == "fail" {
+		return "", errors.New("not connected to VPP")
+	}
+	return "answer to " + cmd, nil
+}
+
+func startServer(t *testing.T) (*Client, *fakeBackend, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "run", "ctl.sock")
+	b := &fakeBackend{}
+	s := NewServer(path, b, zap.NewNop())
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return NewClient(path), b, path
+}
+
+func TestVersionAndCLI(t *testing.T) {
+	c, b, path := startServer(t)
+	ctx := context.Background()
+	v, err := c.Version(ctx)
+	if err != nil || v.VPP != "25.10-release" || !v.VPPConnected {
+		t.Fatalf("Version = %+v, %v", v, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Ready || st.Reason != "waiting for the first sync" {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	out, err := c.CLI(ctx, "show interface")
+	if err != nil || out != "answer to show interface" {
+		t.Fatalf("CLI = %q, %v", out, err)
+	}
+	if _, err := c.CLI(ctx, "fail"); err == nil || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("failed CLI returned %v, want the backend's error", err)
+	}
+	if _, err := c.CLI(ctx, strings.Repeat("x", MaxCommand+1)); err == nil {
+		t.Fatal("oversized command accepted")
+	}
+	if len(b.cmds) != 2 {
+		t.Errorf("backend saw %v, want the two valid commands only", b.cmds)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("socket mode %o, want 0600 (root only)", perm)
+	}
+}
+
+func TestAgentNotRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ctl.sock")
+	_, err := NewClient(path).Version(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "agent not reachable at "+path) {
+		t.Fatalf("error = %v, want it to say the agent is not reachable at the path", err)
+	}
+}

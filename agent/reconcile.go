@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kube-vpp/kube-vpp/agent/ctl"
+	"github.com/kube-vpp/kube-vpp/agent/nodenet"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
+)
+
+// syncState is what readiness and `kube-vppctl status` report.
+type syncState struct {
+	mu       sync.Mutex
+	syncs    int
+	ok       bool // the last sync succeeded
+	everOK   bool
+	last     time.Time
+	lastErr  error
+	problems map[string]bool // node problems already reported
+}
+
+func (s *syncState) record(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.syncs++
+	s.last = time.Now()
+	s.lastErr = err
+	s.ok = err == nil
+	if s.ok {
+		s.everOK = true
+	}
+}
+
+// ready is nil once VPP is connected and one full sync has succeeded since
+// the agent started. A later failed sync does not unready the agent: VPP
+// keeps forwarding what was programmed.
+func (a *Agent) ready() error {
+	if !a.vpp.Connected() {
+		return errors.New("not connected to VPP")
+	}
+	a.state.mu.Lock()
+	defer a.state.mu.Unlock()
+	if !a.state.everOK {
+		if a.state.lastErr != nil {
+			return fmt.Errorf("first sync not done: %w", a.state.lastErr)
+		}
+		return errors.New("first sync not done")
+	}
+	return nil
+}
+
+// Status implements ctl.Backend.
+func (a *Agent) Status(context.Context) ctl.StatusInfo {
+	st := ctl.StatusInfo{VPPConnected: a.vpp.Connected()}
+	if err := a.ready(); err != nil {
+		st.Reason = err.Error()
+	} else {
+		st.Ready = true
+	}
+	a.state.mu.Lock()
+	defer a.state.mu.Unlock()
+	st.Syncs, st.LastSync = a.state.syncs, a.state.last
+	if a.state.lastErr != nil {
+		st.LastSyncError = a.state.lastErr.Error()
+	}
+	return st
+}
+
+// reconcileLoop re-programs VPP whenever Kubernetes objects change or VPP
+// (re)connects. Bursts of triggers coalesce into one sync; a failed sync is
+// retried with backoff until one succeeds or a new trigger arrives.
+func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) error {
+	const (
+		settle     = 20 * time.Millisecond
+		retryFirst = 500 * time.Millisecond
+		retryMax   = 30 * time.Second
+	)
+	retry := time.NewTimer(0)
+	<-retry.C
+	backoff := retryFirst
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-a.vpp.Resync():
+		case <-retry.C:
+		}
+		// Let an informer burst land before computing the desired state.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(settle):
+		}
+		if !a.vpp.Connected() {
+			continue // the client signals Resync once it is back
+		}
+		if err := a.syncOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			a.log.Warn("sync failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
+			retry.Reset(backoff)
+			backoff = min(backoff*2, retryMax)
+			continue
+		}
+		backoff = retryFirst
+	}
+}
+
+// syncOnce computes the desired state from the informers' caches and lets
+// each driver converge VPP to it, in dependency order: interfaces exist
+// before routes point at them.
+func (a *Agent) syncOnce(ctx context.Context) (err error) {
+	defer func() { a.state.record(err) }()
+
+	nodes, err := a.src.Nodes().List(everything())
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	uplink := ip.NoInterface
+	if name := a.cfg.Uplink.Interface; name != "" {
+		idx, found, err := a.ifaces.Lookup(ctx, name)
+		switch {
+		case err != nil:
+			return fmt.Errorf("looking up uplink %s: %w", name, err)
+		case !found:
+			a.reportOnce("uplink:"+name, fmt.Errorf("uplink interface %q not found in VPP; next hops resolve through the FIB", name))
+		default:
+			uplink = idx
+		}
+	}
+	out := nodenet.Translate(nodenet.Input{NodeName: a.cfg.Node.Name, Nodes: nodes, Uplink: uplink})
+	for _, p := range out.Problems {
+		a.reportNodeProblem(p)
+	}
+
+	start := time.Now()
+	_, ifErr := a.ifaces.Sync(ctx, out.Interfaces)
+	a.metrics.ObserveSync("interfaces", time.Since(start), ifErr)
+
+	start = time.Now()
+	fibErr := a.fib.Sync(ctx, out.FIB)
+	a.metrics.ObserveSync("ip", time.Since(start), fibErr)
+
+	return errors.Join(ifErr, fibErr)
+}

@@ -1,0 +1,147 @@
+// Command kube-vppctl inspects a running kube-vpp agent through its local
+// control socket.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kube-vpp/kube-vpp/agent/ctl"
+)
+
+const usage = `kube-vppctl talks to the kube-vpp agent on this node.
+
+Usage:
+  kube-vppctl [--socket PATH] version
+  kube-vppctl [--socket PATH] status [--wait DURATION]
+  kube-vppctl [--socket PATH] vppctl -- <VPP CLI words>
+
+Commands:
+  version   print the agent's version and the version of the VPP it drives
+  status    print whether the agent is connected to VPP and in sync; with
+            --wait, wait up to DURATION for readiness (exit 1 if never ready)
+  vppctl    pass a command to VPP's debug CLI (cli_inband) and print the answer
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kube-vppctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	socket := fs.String("socket", "/run/kube-vpp/ctl.sock", "agent control socket")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for an answer")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	c := ctl.NewClient(*socket)
+
+	switch rest[0] {
+	case "version":
+		v, err := c.Version(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "kube-vppctl:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "agent:        %s (built for VPP %s)\n", v.Agent, v.BuiltForVPP)
+		if v.VPPConnected {
+			fmt.Fprintf(stdout, "vpp:          %s (built %s, pid %d)\n", v.VPP, v.VPPBuildDate, v.VPPPID)
+		} else {
+			fmt.Fprintln(stdout, "vpp:          not connected")
+		}
+		return 0
+	case "status":
+		return status(ctx, c, rest[1:], stdout, stderr)
+	case "vppctl":
+		words := rest[1:]
+		if len(words) > 0 && words[0] == "--" {
+			words = words[1:]
+		}
+		if len(words) == 0 {
+			fmt.Fprintln(stderr, "kube-vppctl: vppctl needs a command, e.g. kube-vppctl vppctl -- show interface")
+			return 2
+		}
+		out, err := c.CLI(ctx, strings.Join(words, " "))
+		if err != nil {
+			fmt.Fprintln(stderr, "kube-vppctl:", err)
+			return 1
+		}
+		fmt.Fprint(stdout, out)
+		if out != "" && !strings.HasSuffix(out, "\n") {
+			fmt.Fprintln(stdout)
+		}
+		return 0
+	default:
+		fmt.Fprintf(stderr, "kube-vppctl: unknown command %q\n", rest[0])
+		fs.Usage()
+		return 2
+	}
+}
+
+func status(ctx context.Context, c *ctl.Client, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	wait := fs.Duration("wait", 0, "wait up to this long for the agent to be ready")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	deadline := time.Now().Add(*wait)
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && (st.Ready || *wait == 0) {
+			printStatus(stdout, st)
+			if !st.Ready {
+				return 1
+			}
+			return 0
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+			} else {
+				printStatus(stdout, st)
+			}
+			return 1
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stderr, "kube-vppctl:", ctx.Err())
+			return 1
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func printStatus(w io.Writer, st ctl.StatusInfo) {
+	state := "ready"
+	if !st.Ready {
+		state = "not ready: " + st.Reason
+	}
+	fmt.Fprintf(w, "agent:        %s\n", state)
+	fmt.Fprintf(w, "vpp:          connected=%v\n", st.VPPConnected)
+	fmt.Fprintf(w, "syncs:        %d", st.Syncs)
+	if !st.LastSync.IsZero() {
+		fmt.Fprintf(w, " (last %s)", st.LastSync.Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if st.LastSyncError != "" {
+		fmt.Fprintf(w, "last error:   %s\n", st.LastSyncError)
+	}
+}

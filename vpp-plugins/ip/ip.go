@@ -1,0 +1,309 @@
+package ip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+
+	"go.fd.io/govpp/api"
+	"go.fd.io/govpp/binapi/fib"
+	"go.fd.io/govpp/binapi/fib_types"
+	vppip "go.fd.io/govpp/binapi/ip"
+	"go.fd.io/govpp/binapi/ip_types"
+	"go.uber.org/zap"
+
+	"github.com/kube-vpp/kube-vpp/vppapi/addr"
+	"github.com/kube-vpp/kube-vpp/vppapi/tag"
+)
+
+// SourceName names kube-vpp's FIB source in VPP (fib_source_add).
+const SourceName = "kube-vpp"
+
+// sourcePriority sits just below VPP's API source (0x80, fib_source.h), so
+// a route an operator adds by hand for the same prefix wins over ours.
+const sourcePriority = 0x81
+
+// Driver is the only code that sends VPP's ip table and route messages.
+type Driver struct {
+	rpc vppip.RPCService
+	fib fib.RPCService
+	log *zap.Logger
+}
+
+// New returns a driver sending on conn.
+func New(conn api.Connection, log *zap.Logger) *Driver {
+	return &Driver{rpc: vppip.NewServiceClient(conn), fib: fib.NewServiceClient(conn), log: log.Named("ip")}
+}
+
+// Messages lists every message the driver sends or expects.
+func Messages() []api.Message {
+	return []api.Message{
+		&fib.FibSourceAdd{}, &fib.FibSourceAddReply{},
+		&fib.FibSourceDump{}, &fib.FibSourceDetails{},
+		&vppip.IPTableDump{}, &vppip.IPTableDetails{},
+		&vppip.IPTableAddDel{}, &vppip.IPTableAddDelReply{},
+		&vppip.IPRouteV2Dump{}, &vppip.IPRouteV2Details{},
+		&vppip.IPRouteAddDelV2{}, &vppip.IPRouteAddDelV2Reply{},
+	}
+}
+
+// Sync makes VPP's owned tables and routes equal want. Order is safe for
+// traffic: tables are created first, then routes are added or replaced in
+// place (one call swaps a route's whole path set), then stale routes go, and
+// stale tables last. Routes of other sources and untagged tables are never
+// touched. Errors on single routes do not stop the rest.
+func (d *Driver) Sync(ctx context.Context, want Desired) error {
+	src, err := d.source(ctx)
+	if err != nil {
+		return err
+	}
+	tables, err := d.tables(ctx)
+	if err != nil {
+		return err
+	}
+
+	var errs []error
+	wantTables := map[tableKey]bool{}
+	for _, t := range want.Tables {
+		k := tableKey{t.ID, t.IPv6}
+		wantTables[k] = true
+		if _, ok := tables[k]; ok || t.ID == 0 {
+			continue
+		}
+		if err := d.addTable(ctx, t); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		tables[k] = t
+	}
+
+	have := map[routeKey]Route{}
+	for k := range tables {
+		routes, err := d.routes(ctx, k, src)
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		for _, r := range routes {
+			have[r.key()] = r
+		}
+	}
+
+	wantRoutes := map[routeKey]bool{}
+	for _, r := range sortedRoutes(want.Routes) {
+		if err := r.Validate(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k := r.key()
+		wantRoutes[k] = true
+		if cur, ok := have[k]; ok && samePaths(cur.Paths, r.Paths) {
+			continue
+		}
+		if _, ok := tables[tableKey{r.Table, r.Prefix.Addr().Is6()}]; !ok {
+			errs = append(errs, fmt.Errorf("route %s: table %d does not exist", k, r.Table))
+			continue
+		}
+		if err := d.setRoute(ctx, src, r, true); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.log.Info("programmed route", zap.Stringer("route", k), zap.Stringers("paths", r.Paths))
+	}
+	for _, k := range sortedKeys(have) {
+		if wantRoutes[k] {
+			continue
+		}
+		if err := d.setRoute(ctx, src, have[k], false); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.log.Info("removed route", zap.Stringer("route", k))
+	}
+	for k, t := range tables {
+		if k.id == 0 || wantTables[k] || !tag.Owned(t.Name) {
+			continue
+		}
+		if _, err := d.rpc.IPTableAddDel(ctx, &vppip.IPTableAddDel{IsAdd: false, Table: vppip.IPTable{TableID: k.id, IsIP6: k.ipv6}}); err != nil {
+			errs = append(errs, fmt.Errorf("deleting table %d (%s): %w", k.id, t.Name, err))
+			continue
+		}
+		d.log.Info("deleted table", zap.Uint32("table", k.id), zap.Bool("ipv6", k.ipv6), zap.String("tag", t.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// source finds kube-vpp's FIB source, registering it when VPP (new, or
+// restarted) does not have it yet. fib_source_add allocates a new ID on every
+// call, so it must only run after the dump came back without ours.
+func (d *Driver) source(ctx context.Context) (uint8, error) {
+	stream, err := d.fib.FibSourceDump(ctx, &fib.FibSourceDump{})
+	if err != nil {
+		return 0, fmt.Errorf("fib_source_dump: %w", err)
+	}
+	found, id := false, uint8(0)
+	for {
+		det, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, fmt.Errorf("fib_source_dump: %w", err)
+		}
+		if det.Src.Name == SourceName && (!found || det.Src.ID < id) {
+			found, id = true, det.Src.ID
+		}
+	}
+	if found {
+		return id, nil
+	}
+	rep, err := d.fib.FibSourceAdd(ctx, &fib.FibSourceAdd{Src: fib.FibSource{Name: SourceName, Priority: sourcePriority}})
+	if err != nil {
+		return 0, fmt.Errorf("fib_source_add %s: %w", SourceName, err)
+	}
+	d.log.Info("registered FIB source", zap.String("name", SourceName), zap.Uint8("id", rep.ID))
+	return rep.ID, nil
+}
+
+func (d *Driver) tables(ctx context.Context) (map[tableKey]Table, error) {
+	stream, err := d.rpc.IPTableDump(ctx, &vppip.IPTableDump{})
+	if err != nil {
+		return nil, fmt.Errorf("ip_table_dump: %w", err)
+	}
+	out := map[tableKey]Table{}
+	for {
+		det, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ip_table_dump: %w", err)
+		}
+		t := det.Table
+		out[tableKey{t.TableID, t.IsIP6}] = Table{ID: t.TableID, IPv6: t.IsIP6, Name: t.Name}
+	}
+}
+
+func (d *Driver) addTable(ctx context.Context, t Table) error {
+	if _, err := d.rpc.IPTableAddDel(ctx, &vppip.IPTableAddDel{IsAdd: true, Table: vppip.IPTable{TableID: t.ID, IsIP6: t.IPv6, Name: t.Name}}); err != nil {
+		return fmt.Errorf("creating table %d (%s): %w", t.ID, t.Name, err)
+	}
+	d.log.Info("created table", zap.Uint32("table", t.ID), zap.Bool("ipv6", t.IPv6), zap.String("tag", t.Name))
+	return nil
+}
+
+func (d *Driver) routes(ctx context.Context, t tableKey, src uint8) ([]Route, error) {
+	stream, err := d.rpc.IPRouteV2Dump(ctx, &vppip.IPRouteV2Dump{Src: src, Table: vppip.IPTable{TableID: t.id, IsIP6: t.ipv6}})
+	if err != nil {
+		return nil, fmt.Errorf("ip_route_v2_dump table %d: %w", t.id, err)
+	}
+	var out []Route
+	for {
+		det, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ip_route_v2_dump table %d: %w", t.id, err)
+		}
+		r := Route{Table: det.Route.TableID, Prefix: addr.ToPrefix(det.Route.Prefix)}
+		for _, p := range det.Route.Paths {
+			r.Paths = append(r.Paths, fromFibPath(p))
+		}
+		out = append(out, r)
+	}
+}
+
+// setRoute adds r, replacing the source's whole path set (is_multipath=0),
+// or deletes every path our source holds for the prefix.
+func (d *Driver) setRoute(ctx context.Context, src uint8, r Route, add bool) error {
+	msg := &vppip.IPRouteAddDelV2{IsAdd: add, Route: vppip.IPRouteV2{
+		TableID: r.Table, Prefix: addr.FromPrefix(r.Prefix.Masked()), Src: src,
+	}}
+	if add {
+		for _, p := range r.Paths {
+			msg.Route.Paths = append(msg.Route.Paths, toFibPath(r, p))
+		}
+		msg.Route.NPaths = uint8(len(msg.Route.Paths))
+	}
+	if _, err := d.rpc.IPRouteAddDelV2(ctx, msg); err != nil {
+		verb := "adding"
+		if !add {
+			verb = "deleting"
+		}
+		return fmt.Errorf("%s route %s: %w", verb, r.key(), err)
+	}
+	return nil
+}
+
+func toFibPath(r Route, p Path) fib_types.FibPath {
+	fp := fib_types.FibPath{
+		SwIfIndex: p.SwIfIndex, TableID: r.Table, Weight: p.Weight, Preference: p.Preference,
+		Proto: fib_types.FIB_API_PATH_NH_PROTO_IP4,
+	}
+	if r.Prefix.Addr().Is6() {
+		fp.Proto = fib_types.FIB_API_PATH_NH_PROTO_IP6
+	}
+	switch p.Type {
+	case Drop:
+		fp.Type = fib_types.FIB_API_PATH_TYPE_DROP
+	case Local:
+		fp.Type = fib_types.FIB_API_PATH_TYPE_LOCAL
+	case Unreachable:
+		fp.Type = fib_types.FIB_API_PATH_TYPE_ICMP_UNREACH
+	case Prohibit:
+		fp.Type = fib_types.FIB_API_PATH_TYPE_ICMP_PROHIBIT
+	default:
+		fp.Type = fib_types.FIB_API_PATH_TYPE_NORMAL
+	}
+	if p.Type != Forward {
+		fp.SwIfIndex = NoInterface
+	}
+	if p.NextHop.IsValid() {
+		fp.Nh.Address = addr.FromAddr(p.NextHop).Un
+	}
+	return fp
+}
+
+func fromFibPath(fp fib_types.FibPath) Path {
+	p := Path{SwIfIndex: fp.SwIfIndex, Weight: fp.Weight, Preference: fp.Preference}
+	switch fp.Type {
+	case fib_types.FIB_API_PATH_TYPE_DROP:
+		p.Type = Drop
+	case fib_types.FIB_API_PATH_TYPE_LOCAL:
+		p.Type = Local
+	case fib_types.FIB_API_PATH_TYPE_ICMP_UNREACH:
+		p.Type = Unreachable
+	case fib_types.FIB_API_PATH_TYPE_ICMP_PROHIBIT:
+		p.Type = Prohibit
+	default:
+		p.Type = Forward
+	}
+	var nh netip.Addr
+	if fp.Proto == fib_types.FIB_API_PATH_NH_PROTO_IP6 {
+		nh = addr.ToAddr(ip_types.Address{Af: ip_types.ADDRESS_IP6, Un: fp.Nh.Address})
+	} else {
+		nh = addr.ToAddr(ip_types.Address{Af: ip_types.ADDRESS_IP4, Un: fp.Nh.Address})
+	}
+	if !nh.IsUnspecified() {
+		p.NextHop = nh
+	}
+	return p.normal()
+}
+
+func sortedRoutes(rs []Route) []Route {
+	out := append([]Route(nil), rs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].key().String() < out[j].key().String() })
+	return out
+}
+
+func sortedKeys(m map[routeKey]Route) []routeKey {
+	out := make([]routeKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
