@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,7 +283,8 @@ func (c *Client) CLI(ctx context.Context, cmd string) (string, error) {
 		return "", fmt.Errorf("cli_inband %q: %w", cmd, err)
 	}
 	if err := api.RetvalToVPPApiError(reply.Retval); err != nil {
-		return reply.Reply, fmt.Errorf("cli_inband %q: %w", cmd, err)
+		// VPP puts the reason ("unknown input ...") in the reply text.
+		return reply.Reply, fmt.Errorf("VPP CLI %q: %s (%w)", cmd, strings.TrimSpace(reply.Reply), err)
 	}
 	return reply.Reply, nil
 }

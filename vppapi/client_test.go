@@ -122,12 +122,17 @@ func TestConnectsAndReportsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = out // the text is the simulator's business, tested there
+	if !strings.Contains(out, "25.10-release") {
+		t.Errorf("show version answered %q", out)
+	}
+	if _, err := c.CLI(context.Background(), "frobnicate"); err == nil || !strings.Contains(err.Error(), "unknown input") {
+		t.Errorf("unknown CLI command returned %v, want VPP's reason in the error", err)
+	}
 	rec.mu.Lock()
 	cliWrites := rec.writes["cli_inband"]
 	rec.mu.Unlock()
-	if cliWrites != 1 || s.Calls("cli_inband") != 1 {
-		t.Errorf("cli_inband counted %d times by the client and %d by VPP, want 1 and 1", cliWrites, s.Calls("cli_inband"))
+	if cliWrites != 2 || s.Calls("cli_inband") != 2 {
+		t.Errorf("cli_inband counted %d times by the client and %d by VPP, want 2 and 2", cliWrites, s.Calls("cli_inband"))
 	}
 }
 

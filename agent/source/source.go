@@ -15,7 +15,6 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-vpp/kube-vpp/agent/manifests"
@@ -86,25 +85,16 @@ func Manifests(ctx context.Context, dir string, resync time.Duration, log *zap.L
 }
 
 func newSource(client kubernetes.Interface, resync time.Duration) *Source {
-	s := &Source{Client: client, Informers: informers.NewSharedInformerFactory(client, resync)}
-	// Registered now, so that Start starts them all whichever accessors the
+	f := informers.NewSharedInformerFactory(client, resync)
+	// Registered now, so that Start starts all six whichever accessors the
 	// caller uses.
-	for _, inf := range s.informers() {
-		inf.Informer()
-	}
-	return s
-}
-
-// informers are the six informers the agent reads.
-func (s *Source) informers() []interface{ Informer() cache.SharedIndexInformer } {
-	return []interface{ Informer() cache.SharedIndexInformer }{
-		s.Informers.Core().V1().Nodes(),
-		s.Informers.Core().V1().Pods(),
-		s.Informers.Core().V1().Namespaces(),
-		s.Informers.Core().V1().Services(),
-		s.Informers.Discovery().V1().EndpointSlices(),
-		s.Informers.Networking().V1().NetworkPolicies(),
-	}
+	f.Core().V1().Nodes().Informer()
+	f.Core().V1().Pods().Informer()
+	f.Core().V1().Namespaces().Informer()
+	f.Core().V1().Services().Informer()
+	f.Discovery().V1().EndpointSlices().Informer()
+	f.Networking().V1().NetworkPolicies().Informer()
+	return &Source{Client: client, Informers: f}
 }
 
 // Start starts the informers and, for a manifests folder, the watcher, and
