@@ -66,7 +66,7 @@ func New(cfg *config.Config, log *zap.Logger) *Agent {
 		Observer:       vppObserver{a.metrics},
 	})
 	a.ifaces = interfaces.New(a.vpp, a.log)
-	a.fib = ip.New(a.vpp, a.log)
+	a.fib = ip.New(a.vpp, a.log, ip.SourceNode)
 	return a
 }
 

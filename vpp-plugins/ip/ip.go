@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strings"
+	"sync"
 
 	"go.fd.io/govpp/api"
 	"go.fd.io/govpp/binapi/fib"
@@ -19,8 +21,13 @@ import (
 	"github.com/kube-vpp/kube-vpp/vppapi/tag"
 )
 
-// SourceName names kube-vpp's FIB source in VPP (fib_source_add).
-const SourceName = "kube-vpp"
+// FIB sources kube-vpp registers in VPP (fib_source_add). Each Driver owns
+// the routes of one source, so routes with different lifecycles (node
+// routes, BGP-learned routes) never remove each other.
+const (
+	SourceNode = "kube-vpp"
+	SourceBGP  = "kube-vpp-bgp"
+)
 
 // sourcePriority sits just below VPP's API source (0x80, fib_source.h), so
 // a route an operator adds by hand for the same prefix wins over ours.
@@ -28,14 +35,41 @@ const sourcePriority = 0x81
 
 // Driver is the only code that sends VPP's ip table and route messages.
 type Driver struct {
-	rpc vppip.RPCService
-	fib fib.RPCService
-	log *zap.Logger
+	rpc    vppip.RPCService
+	fib    fib.RPCService
+	log    *zap.Logger
+	source string
+
+	// mu serialises writers; cache is what the last Sync left in VPP for
+	// this source, so Update can write only what changes.
+	mu     sync.Mutex
+	cache  map[routeKey]Route
+	tables map[tableKey]Table
+	src    uint8
+	synced bool
 }
 
-// New returns a driver sending on conn.
-func New(conn api.Connection, log *zap.Logger) *Driver {
-	return &Driver{rpc: vppip.NewServiceClient(conn), fib: fib.NewServiceClient(conn), log: log.Named("ip")}
+// ErrNotSynced is returned by Update before a Sync has succeeded on the
+// current VPP connection.
+var ErrNotSynced = errors.New("ip driver has not synced with VPP yet")
+
+// New returns a driver sending on conn that owns the routes of the named
+// FIB source (SourceNode or SourceBGP).
+func New(conn api.Connection, log *zap.Logger, source string) *Driver {
+	return &Driver{rpc: vppip.NewServiceClient(conn), fib: fib.NewServiceClient(conn),
+		log: log.Named("ip").With(zap.String("fib_source", source)), source: source}
+}
+
+// TableTag names a table owned by the driver of source; only that driver
+// deletes it when no longer wanted.
+func TableTag(source, key string) string { return tag.New("table", source+"/"+key) }
+
+// Invalidate forgets what the driver believes VPP holds; call it when VPP
+// reconnects, then Sync.
+func (d *Driver) Invalidate() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.synced, d.cache = false, nil
 }
 
 // Messages lists every message the driver sends or expects.
@@ -56,11 +90,14 @@ func Messages() []api.Message {
 // stale tables last. Routes of other sources and untagged tables are never
 // touched. Errors on single routes do not stop the rest.
 func (d *Driver) Sync(ctx context.Context, want Desired) error {
-	src, err := d.source(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.synced = false
+	src, err := d.ensureSource(ctx)
 	if err != nil {
 		return err
 	}
-	tables, err := d.tables(ctx)
+	tables, err := d.dumpTables(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,54 +128,93 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 		}
 	}
 
+	d.src, d.tables, d.cache = src, tables, have
 	wantRoutes := map[routeKey]bool{}
 	for _, r := range sortedRoutes(want.Routes) {
-		if err := r.Validate(); err != nil {
+		wantRoutes[r.key()] = true
+		if err := d.upsert(ctx, r); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		k := r.key()
-		wantRoutes[k] = true
-		if cur, ok := have[k]; ok && samePaths(cur.Paths, r.Paths) {
-			continue
-		}
-		if _, ok := tables[tableKey{r.Table, r.Prefix.Addr().Is6()}]; !ok {
-			errs = append(errs, fmt.Errorf("route %s: table %d does not exist", k, r.Table))
-			continue
-		}
-		if err := d.setRoute(ctx, src, r, true); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.log.Info("programmed route", zap.Stringer("route", k), zap.Stringers("paths", r.Paths))
 	}
 	for _, k := range sortedKeys(have) {
-		if wantRoutes[k] {
-			continue
+		if !wantRoutes[k] {
+			errs = append(errs, d.remove(ctx, k))
 		}
-		if err := d.setRoute(ctx, src, have[k], false); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.log.Info("removed route", zap.Stringer("route", k))
 	}
 	for k, t := range tables {
-		if k.id == 0 || wantTables[k] || !tag.Owned(t.Name) {
+		if k.id == 0 || wantTables[k] || !strings.HasPrefix(t.Name, TableTag(d.source, "")) {
 			continue
 		}
 		if _, err := d.rpc.IPTableAddDel(ctx, &vppip.IPTableAddDel{IsAdd: false, Table: vppip.IPTable{TableID: k.id, IsIP6: k.ipv6}}); err != nil {
 			errs = append(errs, fmt.Errorf("deleting table %d (%s): %w", k.id, t.Name, err))
 			continue
 		}
+		delete(d.tables, k)
 		d.log.Info("deleted table", zap.Uint32("table", k.id), zap.Bool("ipv6", k.ipv6), zap.String("tag", t.Name))
+	}
+	d.synced = true
+	return errors.Join(errs...)
+}
+
+// Update programs only the given routes, each replacing its prefix's path
+// set, or removing the prefix when it has no paths. Its cost is the number
+// of routes given, whatever VPP holds; it relies on what the last Sync
+// found, so it returns ErrNotSynced until a Sync succeeded.
+func (d *Driver) Update(ctx context.Context, routes []Route) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.synced {
+		return ErrNotSynced
+	}
+	var errs []error
+	for _, r := range routes {
+		if len(r.Paths) == 0 {
+			errs = append(errs, d.remove(ctx, r.key()))
+			continue
+		}
+		errs = append(errs, d.upsert(ctx, r))
 	}
 	return errors.Join(errs...)
 }
 
-// source finds kube-vpp's FIB source, registering it when VPP (new, or
-// restarted) does not have it yet. fib_source_add allocates a new ID on every
+// upsert programs r unless VPP already has it; d.mu is held.
+func (d *Driver) upsert(ctx context.Context, r Route) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	k := r.key()
+	if cur, ok := d.cache[k]; ok && samePaths(cur.Paths, r.Paths) {
+		return nil
+	}
+	if _, ok := d.tables[tableKey{r.Table, r.Prefix.Addr().Is6()}]; !ok {
+		return fmt.Errorf("route %s: table %d does not exist", k, r.Table)
+	}
+	if err := d.setRoute(ctx, d.src, r, true); err != nil {
+		return err
+	}
+	d.cache[k] = r
+	d.log.Info("programmed route", zap.Stringer("route", k), zap.Stringers("paths", r.Paths))
+	return nil
+}
+
+// remove deletes our route for k if VPP has one; d.mu is held.
+func (d *Driver) remove(ctx context.Context, k routeKey) error {
+	r, ok := d.cache[k]
+	if !ok {
+		return nil
+	}
+	if err := d.setRoute(ctx, d.src, r, false); err != nil {
+		return err
+	}
+	delete(d.cache, k)
+	d.log.Info("removed route", zap.Stringer("route", k))
+	return nil
+}
+
+// ensureSource finds the driver's FIB source, registering it when VPP (new,
+// or restarted) does not have it yet. fib_source_add allocates a new ID on every
 // call, so it must only run after the dump came back without ours.
-func (d *Driver) source(ctx context.Context) (uint8, error) {
+func (d *Driver) ensureSource(ctx context.Context) (uint8, error) {
 	stream, err := d.fib.FibSourceDump(ctx, &fib.FibSourceDump{})
 	if err != nil {
 		return 0, fmt.Errorf("fib_source_dump: %w", err)
@@ -152,22 +228,22 @@ func (d *Driver) source(ctx context.Context) (uint8, error) {
 		if err != nil {
 			return 0, fmt.Errorf("fib_source_dump: %w", err)
 		}
-		if det.Src.Name == SourceName && (!found || det.Src.ID < id) {
+		if det.Src.Name == d.source && (!found || det.Src.ID < id) {
 			found, id = true, det.Src.ID
 		}
 	}
 	if found {
 		return id, nil
 	}
-	rep, err := d.fib.FibSourceAdd(ctx, &fib.FibSourceAdd{Src: fib.FibSource{Name: SourceName, Priority: sourcePriority}})
+	rep, err := d.fib.FibSourceAdd(ctx, &fib.FibSourceAdd{Src: fib.FibSource{Name: d.source, Priority: sourcePriority}})
 	if err != nil {
-		return 0, fmt.Errorf("fib_source_add %s: %w", SourceName, err)
+		return 0, fmt.Errorf("fib_source_add %s: %w", d.source, err)
 	}
-	d.log.Info("registered FIB source", zap.String("name", SourceName), zap.Uint8("id", rep.ID))
+	d.log.Info("registered FIB source", zap.String("name", d.source), zap.Uint8("id", rep.ID))
 	return rep.ID, nil
 }
 
-func (d *Driver) tables(ctx context.Context) (map[tableKey]Table, error) {
+func (d *Driver) dumpTables(ctx context.Context) (map[tableKey]Table, error) {
 	stream, err := d.rpc.IPTableDump(ctx, &vppip.IPTableDump{})
 	if err != nil {
 		return nil, fmt.Errorf("ip_table_dump: %w", err)

@@ -17,7 +17,6 @@ import (
 	"github.com/kube-vpp/kube-vpp/vppapi/addr"
 	"github.com/kube-vpp/kube-vpp/vppapi/sim"
 	"github.com/kube-vpp/kube-vpp/vppapi/sim/simtest"
-	"github.com/kube-vpp/kube-vpp/vppapi/tag"
 )
 
 var uplink = []sim.InterfaceSpec{{Name: "GigabitEthernet0/8/0", Addresses: []string{"192.168.10.11/24"}, Up: true}}
@@ -75,7 +74,7 @@ func nhString(p fib_types.FibPath) string {
 
 func TestSyncMultipathAndIdempotence(t *testing.T) {
 	env := simtest.Start(t, sim.Options{Interfaces: uplink})
-	d := ip.New(env.Client, zaptest.NewLogger(t))
+	d := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceNode)
 	ctx := context.Background()
 	want := ip.Desired{Routes: []ip.Route{
 		route(0, "10.244.1.0/24", via("192.168.10.12")),
@@ -136,8 +135,8 @@ func TestSyncOwnsOnlyItsRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := ip.New(env.Client, zaptest.NewLogger(t))
-	podTable := ip.Table{ID: 100, Name: tag.New("table", "pods")}
+	d := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceNode)
+	podTable := ip.Table{ID: 100, Name: ip.TableTag(ip.SourceNode, "pods")}
 	first := ip.Desired{
 		Tables: []ip.Table{podTable},
 		Routes: []ip.Route{route(0, "10.244.1.0/24", via("192.168.10.12")), route(100, "10.244.0.0/24", []ip.Path{{Type: ip.Drop}})},
@@ -185,7 +184,7 @@ func TestSyncOwnsOnlyItsRoutes(t *testing.T) {
 
 func TestSyncRestoresAfterVPPRestart(t *testing.T) {
 	env := simtest.Start(t, sim.Options{Interfaces: uplink})
-	d := ip.New(env.Client, zaptest.NewLogger(t))
+	d := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceNode)
 	ctx := context.Background()
 	want := ip.Desired{Routes: []ip.Route{route(0, "10.244.1.0/24", via("192.168.10.12"))}}
 	if err := d.Sync(ctx, want); err != nil {
@@ -212,7 +211,7 @@ func TestSyncRestoresAfterVPPRestart(t *testing.T) {
 
 func TestInvalidRoutesAreReportedAndSkipped(t *testing.T) {
 	env := simtest.Start(t, sim.Options{Interfaces: uplink})
-	d := ip.New(env.Client, zaptest.NewLogger(t))
+	d := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceNode)
 	err := d.Sync(context.Background(), ip.Desired{Routes: []ip.Route{
 		route(0, "10.244.1.0/24", via("fd00::1")),
 		route(0, "10.244.2.0/24", nil),
@@ -229,5 +228,75 @@ func TestInvalidRoutesAreReportedAndSkipped(t *testing.T) {
 	}
 	if got := fib(t, env, 0, false)["10.244.4.0/24"]; got != "192.168.10.14" {
 		t.Errorf("the valid route was not programmed: %q", got)
+	}
+}
+
+func TestUpdateWritesOnlyWhatChanges(t *testing.T) {
+	env := simtest.Start(t, sim.Options{Interfaces: uplink})
+	d := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceBGP)
+	ctx := context.Background()
+	if err := d.Update(ctx, []ip.Route{route(0, "198.18.0.0/15", via("192.168.10.1"))}); !errors.Is(err, ip.ErrNotSynced) {
+		t.Fatalf("Update before Sync: %v, want ErrNotSynced", err)
+	}
+	if err := d.Sync(ctx, ip.Desired{Routes: []ip.Route{
+		route(0, "198.18.0.0/15", via("192.168.10.1")),
+		route(0, "198.51.100.0/24", via("192.168.10.1")),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	before := env.Writes()
+	err := d.Update(ctx, []ip.Route{
+		route(0, "198.18.0.0/15", via("192.168.10.1", "192.168.10.2")), // changed: one write
+		route(0, "198.51.100.0/24", via("192.168.10.1")),               // unchanged: none
+		route(0, "192.0.2.0/24", nil),                                  // delete of an unknown prefix: none
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Writes() - before; n != 1 {
+		t.Errorf("Update wrote %d times, want 1", n)
+	}
+	before = env.Writes()
+	if err := d.Update(ctx, []ip.Route{route(0, "198.51.100.0/24", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.Writes() - before; n != 1 {
+		t.Errorf("withdrawing one route wrote %d times, want 1", n)
+	}
+	got := fib(t, env, 0, false)
+	if got["198.18.0.0/15"] != "192.168.10.1,192.168.10.2" {
+		t.Errorf("ECMP route = %q", got["198.18.0.0/15"])
+	}
+	if _, ok := got["198.51.100.0/24"]; ok {
+		t.Error("withdrawn route still in the FIB")
+	}
+	d.Invalidate()
+	if err := d.Update(ctx, nil); !errors.Is(err, ip.ErrNotSynced) {
+		t.Errorf("Update after Invalidate: %v, want ErrNotSynced", err)
+	}
+}
+
+// Two drivers on two FIB sources own disjoint routes: a full Sync of one
+// never removes the other's.
+func TestSourcesAreIndependent(t *testing.T) {
+	env := simtest.Start(t, sim.Options{Interfaces: uplink})
+	ctx := context.Background()
+	node := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceNode)
+	bgp := ip.New(env.Client, zaptest.NewLogger(t), ip.SourceBGP)
+	if err := node.Sync(ctx, ip.Desired{Routes: []ip.Route{route(0, "10.244.1.0/24", via("192.168.10.12"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bgp.Sync(ctx, ip.Desired{Routes: []ip.Route{route(0, "198.18.0.0/15", via("192.168.10.1"))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Sync(ctx, ip.Desired{}); err != nil {
+		t.Fatal(err)
+	}
+	got := fib(t, env, 0, false)
+	if _, ok := got["10.244.1.0/24"]; ok {
+		t.Error("the node driver did not remove its own stale route")
+	}
+	if got["198.18.0.0/15"] != "192.168.10.1" {
+		t.Errorf("the node driver's sync touched the BGP route: %q", got["198.18.0.0/15"])
 	}
 }

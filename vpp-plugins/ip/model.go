@@ -126,7 +126,8 @@ func (k routeKey) String() string { return fmt.Sprintf("%s (table %d)", k.prefix
 type Table struct {
 	ID   uint32
 	IPv6 bool
-	// Name is the table's tag; tables are owned when it carries tag.Prefix.
+	// Name is the table's tag, made with TableTag: a driver creates and
+	// deletes only the tables tagged with its source.
 	Name string
 }
 
