@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"slices"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	vppip "go.fd.io/govpp/binapi/ip"
 	"go.uber.org/zap"
 
+	"github.com/kube-vpp/kube-vpp/vppapi"
 	"github.com/kube-vpp/kube-vpp/vppapi/tag"
 )
 
@@ -182,17 +182,11 @@ func (d *Driver) dump(ctx context.Context) ([]*vppif.SwInterfaceDetails, error) 
 	if err != nil {
 		return nil, fmt.Errorf("sw_interface_dump: %w", err)
 	}
-	var out []*vppif.SwInterfaceDetails
-	for {
-		det, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return nil, fmt.Errorf("sw_interface_dump: %w", err)
-		}
-		out = append(out, det)
+	out, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return nil, fmt.Errorf("sw_interface_dump: %w", err)
 	}
+	return out, nil
 }
 
 // Lookup finds an interface by its VPP name (for example the uplink
@@ -204,17 +198,15 @@ func (d *Driver) Lookup(ctx context.Context, name string) (swIfIndex uint32, fou
 	if err != nil {
 		return 0, false, fmt.Errorf("sw_interface_dump %q: %w", name, err)
 	}
-	for {
-		det, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return swIfIndex, found, nil
-		}
-		if err != nil {
-			return 0, false, fmt.Errorf("sw_interface_dump %q: %w", name, err)
-		}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return 0, false, fmt.Errorf("sw_interface_dump %q: %w", name, err)
+	}
+	for _, det := range list {
 		// VPP's name filter matches substrings; only the exact name counts.
 		if det.InterfaceName == name {
-			swIfIndex, found = uint32(det.SwIfIndex), true
+			return uint32(det.SwIfIndex), true, nil
 		}
 	}
+	return 0, false, nil
 }

@@ -2,9 +2,7 @@ package interfaces
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 
 	vppif "go.fd.io/govpp/binapi/interface"
@@ -12,6 +10,7 @@ import (
 	vppip "go.fd.io/govpp/binapi/ip"
 	"go.uber.org/zap"
 
+	"github.com/kube-vpp/kube-vpp/vppapi"
 	"github.com/kube-vpp/kube-vpp/vppapi/addr"
 )
 
@@ -98,14 +97,11 @@ func (d *Driver) addresses(ctx context.Context, swIf interface_types.InterfaceIn
 		if err != nil {
 			return nil, fmt.Errorf("ip_address_dump: %w", err)
 		}
-		for {
-			det, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("ip_address_dump: %w", err)
-			}
+		list, err := vppapi.Collect(stream.Recv)
+		if err != nil {
+			return nil, fmt.Errorf("ip_address_dump: %w", err)
+		}
+		for _, det := range list {
 			out = append(out, addr.ToInterfaceAddress(det.Prefix))
 		}
 	}

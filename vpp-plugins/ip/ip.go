@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"go.fd.io/govpp/binapi/ip_types"
 	"go.uber.org/zap"
 
+	"github.com/kube-vpp/kube-vpp/vppapi"
 	"github.com/kube-vpp/kube-vpp/vppapi/addr"
 	"github.com/kube-vpp/kube-vpp/vppapi/tag"
 )
@@ -219,15 +219,12 @@ func (d *Driver) ensureSource(ctx context.Context) (uint8, error) {
 	if err != nil {
 		return 0, fmt.Errorf("fib_source_dump: %w", err)
 	}
+	sources, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return 0, fmt.Errorf("fib_source_dump: %w", err)
+	}
 	found, id := false, uint8(0)
-	for {
-		det, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return 0, fmt.Errorf("fib_source_dump: %w", err)
-		}
+	for _, det := range sources {
 		if det.Src.Name == d.source && (!found || det.Src.ID < id) {
 			found, id = true, det.Src.ID
 		}
@@ -248,18 +245,16 @@ func (d *Driver) dumpTables(ctx context.Context) (map[tableKey]Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ip_table_dump: %w", err)
 	}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return nil, fmt.Errorf("ip_table_dump: %w", err)
+	}
 	out := map[tableKey]Table{}
-	for {
-		det, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ip_table_dump: %w", err)
-		}
+	for _, det := range list {
 		t := det.Table
 		out[tableKey{t.TableID, t.IsIP6}] = Table{ID: t.TableID, IPv6: t.IsIP6, Name: t.Name}
 	}
+	return out, nil
 }
 
 func (d *Driver) addTable(ctx context.Context, t Table) error {
@@ -275,21 +270,19 @@ func (d *Driver) routes(ctx context.Context, t tableKey, src uint8) ([]Route, er
 	if err != nil {
 		return nil, fmt.Errorf("ip_route_v2_dump table %d: %w", t.id, err)
 	}
-	var out []Route
-	for {
-		det, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("ip_route_v2_dump table %d: %w", t.id, err)
-		}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return nil, fmt.Errorf("ip_route_v2_dump table %d: %w", t.id, err)
+	}
+	out := make([]Route, 0, len(list))
+	for _, det := range list {
 		r := Route{Table: det.Route.TableID, Prefix: addr.ToPrefix(det.Route.Prefix)}
 		for _, p := range det.Route.Paths {
 			r.Paths = append(r.Paths, fromFibPath(p))
 		}
 		out = append(out, r)
 	}
+	return out, nil
 }
 
 // setRoute adds r, replacing the source's whole path set (is_multipath=0),
