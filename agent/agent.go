@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kube-vpp/kube-vpp/agent/config"
+	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
 	"github.com/kube-vpp/kube-vpp/agent/nodenet"
 	"github.com/kube-vpp/kube-vpp/agent/source"
@@ -36,6 +37,7 @@ type Agent struct {
 	vpp     *vppapi.Client
 	ifaces  *interfaces.Driver
 	fib     *ip.Driver
+	routing *routing
 	src     *source.Source
 	events  *eventSink
 	state   syncState
@@ -67,6 +69,8 @@ func New(cfg *config.Config, log *zap.Logger) *Agent {
 	})
 	a.ifaces = interfaces.New(a.vpp, a.log)
 	a.fib = ip.New(a.vpp, a.log, ip.SourceNode)
+	a.routing = newRouting(a)
+	a.state.uplink = ip.NoInterface
 	return a
 }
 
@@ -93,12 +97,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		default:
 		}
 	}
-	if _, err := src.Informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
 		UpdateFunc: func(any, any) { poke() },
 		DeleteFunc: func(any) { poke() },
-	}); err != nil {
-		return fmt.Errorf("watching nodes: %w", err)
+	}
+	watched := []cache.SharedIndexInformer{src.Informers.Core().V1().Nodes().Informer()}
+	if a.cfg.BGP.Enabled {
+		// Service IPs are advertised: their changes matter too.
+		watched = append(watched, src.Informers.Core().V1().Services().Informer(),
+			src.Informers.Discovery().V1().EndpointSlices().Informer())
+	}
+	for _, inf := range watched {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watching kubernetes objects: %w", err)
+		}
 	}
 
 	statusSrv := status.NewServer(a.cfg.HTTP.Listen, a.metrics, a.ready, a.log)
@@ -141,6 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		fail(a.reconcileLoop(ctx, changed))
 	})
 	wg.Wait()
+	a.routing.stop()
 	src.Shutdown()
 	return firstErr
 }
@@ -171,10 +185,22 @@ func (a *Agent) Version(context.Context) ctl.VersionInfo {
 	return v
 }
 
+// BGP implements ctl.Backend.
+func (a *Agent) BGP(ctx context.Context) (bgp.Status, error) { return a.routing.status(ctx) }
+
 // CLI implements ctl.Backend.
 func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.vpp.CLI(ctx, cmd) }
 
 func everything() labels.Selector { return labels.Everything() }
+
+// reportProblem logs and counts a problem with an object once.
+func (a *Agent) reportProblem(object, msg string) {
+	if !a.firstReport(object + ": " + msg) {
+		return
+	}
+	a.metrics.CountError("object")
+	a.log.Warn("ignoring bad data", zap.String("object", object), zap.String("problem", msg))
+}
 
 // reportNodeProblem logs and counts a bad Node field once per distinct
 // problem and records it as an Event on the Node.
@@ -199,8 +225,4 @@ func (a *Agent) firstReport(key string) bool {
 	return true
 }
 
-func (a *Agent) reportOnce(key string, err error) {
-	if a.firstReport(key) {
-		a.log.Warn("configuration problem", zap.Error(err))
-	}
-}
+

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
 	"github.com/kube-vpp/kube-vpp/agent/nodenet"
@@ -22,7 +24,30 @@ type syncState struct {
 	everOK   bool
 	last     time.Time
 	lastErr  error
-	problems map[string]bool // node problems already reported
+	problems map[string]bool // problems already reported
+
+	// What the last full sync computed, for learned-route updates between
+	// full syncs.
+	routes map[netip.Prefix]bool
+	uplink uint32
+}
+
+func (s *syncState) setRouting(routes map[netip.Prefix]bool, uplink uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.routes, s.uplink = routes, uplink
+}
+
+func (s *syncState) nodeRoutes() map[netip.Prefix]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.routes
+}
+
+func (s *syncState) uplinkIndex() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.uplink
 }
 
 func (s *syncState) record(err error) {
@@ -74,7 +99,8 @@ func (a *Agent) Status(context.Context) ctl.StatusInfo {
 
 // reconcileLoop re-programs VPP whenever Kubernetes objects change or VPP
 // (re)connects. Bursts of triggers coalesce into one sync; a failed sync is
-// retried with backoff until one succeeds or a new trigger arrives.
+// retried with backoff until one succeeds or a new trigger arrives. Learned
+// BGP routes are written as they change, without a full sync.
 func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) error {
 	const (
 		settle     = 20 * time.Millisecond
@@ -83,6 +109,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 	)
 	retry := time.NewTimer(0)
 	<-retry.C
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	backoff := retryFirst
 	for {
 		select {
@@ -91,6 +119,18 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 		case <-changed:
 		case <-a.vpp.Resync():
 		case <-retry.C:
+		case <-a.routing.changed:
+			if a.vpp.Connected() {
+				if err := a.routing.applyLearned(ctx, a.state.nodeRoutes(), a.state.uplinkIndex()); err != nil {
+					a.log.Warn("installing learned routes failed; a full sync follows", zap.Error(err))
+					retry.Reset(0)
+				}
+			}
+			continue
+		case <-tick.C:
+			if !a.routing.checkConverged(ctx) {
+				continue
+			}
 		}
 		// Let an informer burst land before computing the desired state.
 		select {
@@ -131,7 +171,7 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 		case err != nil:
 			return fmt.Errorf("looking up uplink %s: %w", name, err)
 		case !found:
-			a.reportOnce("uplink:"+name, fmt.Errorf("uplink interface %q not found in VPP; next hops resolve through the FIB", name))
+			a.reportProblem("uplink "+name, fmt.Sprintf("uplink interface %q not found in VPP; next hops resolve through the FIB", name))
 		default:
 			uplink = idx
 		}
@@ -140,6 +180,11 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	for _, p := range out.Problems {
 		a.reportNodeProblem(p)
 	}
+	nodeRoutes := map[netip.Prefix]bool{}
+	for _, r := range out.FIB.Routes {
+		nodeRoutes[r.Prefix] = true
+	}
+	a.state.setRouting(nodeRoutes, uplink)
 
 	start := time.Now()
 	_, ifErr := a.ifaces.Sync(ctx, out.Interfaces)
@@ -149,5 +194,18 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	fibErr := a.fib.Sync(ctx, out.FIB)
 	a.metrics.ObserveSync("ip", time.Since(start), fibErr)
 
-	return errors.Join(ifErr, fibErr)
+	start = time.Now()
+	bgpErr := a.routing.sync(ctx, selfNode(nodes, a.cfg.Node.Name), nodes, nodeRoutes, uplink)
+	a.metrics.ObserveSync("bgp", time.Since(start), bgpErr)
+
+	return errors.Join(ifErr, fibErr, bgpErr)
+}
+
+func selfNode(nodes []*corev1.Node, name string) *corev1.Node {
+	for _, n := range nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
 }

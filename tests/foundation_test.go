@@ -100,9 +100,14 @@ func TestAgentRejectsInvalidConfig(t *testing.T) {
 		{args: []string{"--http-listen", "127.0.0.1:70000"}, wantKey: "http.listen"},
 		{env: "KUBE_VPP_VPP_HEALTH_INTERVAL=-1s", wantKey: "vpp.health-interval"},
 		{args: []string{"--kubeconfig", "/nonexistent"}, wantKey: "kubernetes"},
+		{args: []string{"--bgp"}, wantKey: "bgp.asn"},
+		{args: []string{"--bgp", "--bgp-asn", "4294967296"}, wantKey: "bgp.asn"},
+		{args: []string{"--bgp", "--bgp-asn", "64512"}, env: `KUBE_VPP_BGP_PEERS=[{"address":"192.168.10.300","asn":65000}]`, wantKey: "bgp.peers[0].address"},
+		{args: []string{"--bgp", "--bgp-asn", "64512"}, env: `KUBE_VPP_BGP_PEERS=[{"address":"192.168.10.1","asn":0}]`, wantKey: "bgp.peers[0].asn"},
+		{args: []string{"--bgp", "--bgp-asn", "64512"}, env: `KUBE_VPP_BGP_PEERS=[{"address":"192.168.10.1"}]`, wantKey: "bgp.peers[0].asn"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.wantKey, func(t *testing.T) {
+		t.Run(tt.wantKey+" "+strings.Join(tt.args, " ")+" "+tt.env, func(t *testing.T) {
 			if tt.env != "" {
 				k, v, _ := strings.Cut(tt.env, "=")
 				t.Setenv(k, v)

@@ -31,6 +31,7 @@ type Config struct {
 	Ctl        Ctl
 	Uplink     Uplink
 	Network    Network
+	BGP        BGP
 }
 
 // Node identifies the node the agent runs on.
@@ -91,6 +92,11 @@ type Uplink struct {
 // Network holds cluster-wide address ranges.
 type Network struct {
 	ServiceCIDRs []netip.Prefix // network.service-cidrs
+	// ExternalIPCIDRs bounds the Service externalIPs the agent honours
+	// (network.external-ip-cidrs). Any user who may create a Service can
+	// claim any IP as an externalIP (CVE-2020-8554), so none is honoured
+	// unless an operator allowed its range.
+	ExternalIPCIDRs []netip.Prefix
 }
 
 // Load reads the settings from args (the command line without the program
@@ -109,6 +115,8 @@ func Load(args []string) (*Config, error) {
 		case o.flag == "":
 		case o.list:
 			fs.StringSlice(o.flag, splitList(o.def), o.help)
+		case o.boolean:
+			fs.Bool(o.flag, o.def == "true", o.help)
 		default:
 			fs.String(o.flag, o.def, o.help)
 		}
@@ -168,10 +176,13 @@ func readFile(v *viper.Viper, path string) error {
 	}
 
 	known := make(map[string]bool)
-	sections := make(map[string]bool)
+	sections := make(map[string]bool) // every proper prefix of a key: "bgp", "bgp.advertise"
 	for _, o := range options() {
 		known[o.key] = true
-		sections[strings.Split(o.key, ".")[0]] = true
+		parts := strings.Split(o.key, ".")
+		for i := 1; i < len(parts); i++ {
+			sections[strings.Join(parts[:i], ".")] = true
+		}
 	}
 	var errs []error
 	keys := v.AllKeys()

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/kube-vpp/kube-vpp/bgp"
 )
 
 // writeConfig writes a YAML config file and returns its path.
@@ -51,6 +53,11 @@ func TestLoadDefaults(t *testing.T) {
 		HTTP:       HTTP{Listen: ":9911"},
 		Ctl:        Ctl{Socket: "/run/kube-vpp/ctl.sock"},
 		Network:    Network{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}},
+		BGP: BGP{
+			ListenPort:      179,
+			GracefulRestart: bgp.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
+			Advertise:       Advertise{PodCIDRs: true, ServiceCIDRs: true, LoadBalancerIPs: true, ExternalIPs: true},
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load defaults:\n got %+v\nwant %+v", got, want)
@@ -372,7 +379,7 @@ func TestLoadFileErrors(t *testing.T) {
 		wantHas []string
 	}{
 		{"unknown key", writeConfig(t, "vpp:\n  sockett: /x\n"), []string{`unknown key "vpp.sockett"`, "did you mean vpp.socket?"}},
-		{"unknown section", writeConfig(t, "node:\n  name: n1\nbgp:\n  asn: 65000\n"), []string{`unknown key "bgp.asn"`}},
+		{"unknown section", writeConfig(t, "node:\n  name: n1\nospf:\n  area: 0\n"), []string{`unknown key "ospf.area"`}},
 		{"key at the wrong level", writeConfig(t, "socket: /x\n"), []string{`unknown key "socket"`}},
 		{"section given a scalar", writeConfig(t, "vpp: /run/vpp/api.sock\n"), []string{`"vpp" must be a mapping`}},
 		{"missing file", filepath.Join(dir, "absent.yaml"), []string{"absent.yaml", "no such file"}},

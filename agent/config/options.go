@@ -23,6 +23,23 @@ const (
 	KeyCtlSocket           = "ctl.socket"
 	KeyUplinkInterface     = "uplink.interface"
 	KeyNetworkServiceCIDRs = "network.service-cidrs"
+
+	KeyNetworkExternalIPCIDRs = "network.external-ip-cidrs"
+
+	KeyBGPEnabled                = "bgp.enabled"
+	KeyBGPASN                    = "bgp.asn"
+	KeyBGPRouterID               = "bgp.router-id"
+	KeyBGPListenPort             = "bgp.listen-port"
+	KeyBGPNextHopV4              = "bgp.next-hop-v4"
+	KeyBGPNextHopV6              = "bgp.next-hop-v6"
+	KeyBGPNodeMesh               = "bgp.node-mesh"
+	KeyBGPGracefulRestart        = "bgp.graceful-restart.enabled"
+	KeyBGPRestartTime            = "bgp.graceful-restart.restart-time"
+	KeyBGPAdvertisePodCIDRs      = "bgp.advertise.pod-cidrs"
+	KeyBGPAdvertiseServiceCIDRs  = "bgp.advertise.service-cidrs"
+	KeyBGPAdvertiseLoadBalancers = "bgp.advertise.load-balancer-ips"
+	KeyBGPAdvertiseExternalIPs   = "bgp.advertise.external-ips"
+	KeyBGPPeers                  = "bgp.peers"
 )
 
 const (
@@ -33,13 +50,15 @@ const (
 )
 
 // option describes one setting: its key, the flag that sets it (if any),
-// its default as the user would write it, and a one-line meaning.
+// its default as the user would write it, and a one-line meaning. A list
+// holds several values; a boolean flag may be given without a value (--bgp).
 type option struct {
-	key  string
-	flag string
-	def  string
-	list bool
-	help string
+	key     string
+	flag    string
+	def     string
+	list    bool
+	boolean bool
+	help    string
 }
 
 // options returns every setting in the order Usage lists them. It is a
@@ -62,6 +81,21 @@ func options() []option {
 		{key: KeyCtlSocket, flag: "ctl-socket", def: "/run/kube-vpp/ctl.sock", help: "socket kube-vppctl talks to"},
 		{key: KeyUplinkInterface, flag: "uplink-interface", help: "VPP interface facing the ToR"},
 		{key: KeyNetworkServiceCIDRs, flag: "service-cidrs", def: "10.96.0.0/12", list: true, help: "Service ClusterIP ranges, comma-separated"},
+		{key: KeyNetworkExternalIPCIDRs, list: true, help: "CIDRs inside which Service externalIPs are honoured, comma-separated"},
+		{key: KeyBGPEnabled, flag: "bgp", def: "false", boolean: true, help: "run the embedded BGP speaker"},
+		{key: KeyBGPASN, flag: "bgp-asn", help: "this node's autonomous system number (required with --bgp)"},
+		{key: KeyBGPRouterID, help: "BGP router ID, an IPv4 address (empty: the node's IPv4 InternalIP)"},
+		{key: KeyBGPListenPort, def: "179", help: "TCP port BGP listens on (-1: do not listen)"},
+		{key: KeyBGPNextHopV4, help: "IPv4 next hop advertised (empty: the node's IPv4 InternalIP)"},
+		{key: KeyBGPNextHopV6, help: "IPv6 next hop advertised (empty: the node's IPv6 InternalIP)"},
+		{key: KeyBGPNodeMesh, def: "false", help: "peer over iBGP with every other node"},
+		{key: KeyBGPGracefulRestart, def: "true", help: "negotiate graceful restart (RFC 4724)"},
+		{key: KeyBGPRestartTime, def: "120s", help: "how long peers keep our routes while we restart"},
+		{key: KeyBGPAdvertisePodCIDRs, def: "true", help: "advertise the node's pod CIDRs"},
+		{key: KeyBGPAdvertiseServiceCIDRs, def: "true", help: "advertise the service CIDRs"},
+		{key: KeyBGPAdvertiseLoadBalancers, def: "true", help: "advertise LoadBalancer ingress IPs"},
+		{key: KeyBGPAdvertiseExternalIPs, def: "true", help: "advertise Service externalIPs inside network.external-ip-cidrs"},
+		{key: KeyBGPPeers, list: true, help: "BGP neighbours: a YAML list in the file, a JSON list in the environment"},
 	}
 }
 
@@ -89,8 +123,11 @@ func Usage() string {
 			continue
 		}
 		typ := "string"
-		if o.list {
+		switch {
+		case o.list:
 			typ = "strings"
+		case o.boolean:
+			typ = "bool"
 		}
 		fmt.Fprintf(w, "  --%s %s\t%s\t(key %s, env %s, default %s)\n",
 			o.flag, typ, o.help, o.key, envName(o.key), showDefault(o))
@@ -111,7 +148,10 @@ func Usage() string {
 }
 
 func showDefault(o option) string {
-	if o.def == "" {
+	switch {
+	case o.def == "" && o.list:
+		return "none"
+	case o.def == "":
 		return `""`
 	}
 	return o.def

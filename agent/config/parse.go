@@ -36,10 +36,14 @@ func parse(v *viper.Viper) (*Config, error) {
 			Level:  p.logLevel(KeyLogLevel),
 			Format: p.logFormat(KeyLogFormat),
 		},
-		HTTP:    HTTP{Listen: p.listenAddr(KeyHTTPListen)},
-		Ctl:     Ctl{Socket: p.path(KeyCtlSocket)},
-		Uplink:  Uplink{Interface: p.str(KeyUplinkInterface)},
-		Network: Network{ServiceCIDRs: p.prefixes(KeyNetworkServiceCIDRs)},
+		HTTP:   HTTP{Listen: p.listenAddr(KeyHTTPListen)},
+		Ctl:    Ctl{Socket: p.path(KeyCtlSocket)},
+		Uplink: Uplink{Interface: p.str(KeyUplinkInterface)},
+		Network: Network{
+			ServiceCIDRs:    p.prefixes(KeyNetworkServiceCIDRs),
+			ExternalIPCIDRs: p.optionalPrefixes(KeyNetworkExternalIPCIDRs),
+		},
+		BGP: p.bgp(),
 	}
 
 	vpp := cfg.VPP
@@ -73,7 +77,7 @@ func (p *parser) invalid(key, value, reason string) {
 }
 
 // str returns the value of key as a string. Lists and mappings are refused:
-// every key but network.service-cidrs holds one value.
+// only the list options hold more than one value.
 func (p *parser) str(key string) string {
 	raw := p.v.Get(key)
 	if raw == nil {
@@ -243,6 +247,20 @@ func (p *parser) prefixes(key string) []netip.Prefix {
 		p.invalid(key, "", "at least one CIDR is required")
 		return nil
 	}
+	return p.parsePrefixes(key, elems)
+}
+
+// optionalPrefixes is prefixes for a list that may be empty; it returns nil
+// then.
+func (p *parser) optionalPrefixes(key string) []netip.Prefix {
+	elems := p.list(key)
+	if len(elems) == 0 {
+		return nil
+	}
+	return p.parsePrefixes(key, elems)
+}
+
+func (p *parser) parsePrefixes(key string, elems []string) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(elems))
 	seen := make(map[netip.Prefix]bool)
 	for _, s := range elems {

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"syscall"
+
+	"github.com/kube-vpp/kube-vpp/bgp"
 )
 
 // Client talks to a running agent's control socket.
@@ -38,6 +40,13 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 func (c *Client) Status(ctx context.Context) (StatusInfo, error) {
 	var st StatusInfo
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+// BGP asks the agent for its BGP peers and routes.
+func (c *Client) BGP(ctx context.Context) (bgp.Status, error) {
+	var st bgp.Status
+	err := c.do(ctx, http.MethodGet, "/v1/bgp", nil, &st)
 	return st, err
 }
 

@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/kube-vpp/kube-vpp/bgp"
 )
 
 // Backend answers the control requests; the agent implements it.
 type Backend interface {
 	Version(ctx context.Context) VersionInfo
 	Status(ctx context.Context) StatusInfo
+	BGP(ctx context.Context) (bgp.Status, error)
 	CLI(ctx context.Context, cmd string) (string, error)
 }
 
@@ -101,6 +104,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Status(r.Context()))
+	})
+	mux.HandleFunc("GET /v1/bgp", func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.backend.BGP(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorReply{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("POST /v1/cli", s.handleCLI)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

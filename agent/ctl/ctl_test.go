@@ -3,12 +3,15 @@ package ctl
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
+
+	"github.com/kube-vpp/kube-vpp/bgp"
 )
 
 type fakeBackend struct{ cmds []string }
@@ -19,6 +22,10 @@ func (f *fakeBackend) Version(context.Context) VersionInfo {
 
 func (f *fakeBackend) Status(context.Context) StatusInfo {
 	return StatusInfo{Ready: false, Reason: "waiting for the first sync", VPPConnected: true}
+}
+
+func (f *fakeBackend) BGP(context.Context) (bgp.Status, error) {
+	return bgp.Status{ASN: 64512, Peers: []bgp.PeerStatus{{Address: netip.MustParseAddr("192.168.10.1"), ASN: 65000, State: "established"}}}, nil
 }
 
 func (f *fakeBackend) CLI(_ context.Context, cmd string) (string, error) {
@@ -59,6 +66,10 @@ func TestVersionAndCLI(t *testing.T) {
 	st, err := c.Status(ctx)
 	if err != nil || st.Ready || st.Reason != "waiting for the first sync" {
 		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	b2, err := c.BGP(ctx)
+	if err != nil || b2.ASN != 64512 || len(b2.Peers) != 1 || b2.Peers[0].Address.String() != "192.168.10.1" {
+		t.Fatalf("BGP = %+v, %v", b2, err)
 	}
 	out, err := c.CLI(ctx, "show interface")
 	if err != nil || out != "answer to show interface" {

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
+	"github.com/kube-vpp/kube-vpp/bgp"
 )
 
 const usage = `kube-vppctl talks to the kube-vpp agent on this node.
@@ -19,12 +21,14 @@ const usage = `kube-vppctl talks to the kube-vpp agent on this node.
 Usage:
   kube-vppctl [--socket PATH] version
   kube-vppctl [--socket PATH] status [--wait DURATION]
+  kube-vppctl [--socket PATH] show bgp
   kube-vppctl [--socket PATH] vppctl -- <VPP CLI words>
 
 Commands:
   version   print the agent's version and the version of the VPP it drives
   status    print whether the agent is connected to VPP and in sync; with
             --wait, wait up to DURATION for readiness (exit 1 if never ready)
+  show bgp  BGP peers with their state and uptime, advertised and learned routes
   vppctl    pass a command to VPP's debug CLI (cli_inband) and print the answer
 `
 
@@ -66,6 +70,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintln(stdout, "vpp:          not connected")
 		}
+		return 0
+	case "show":
+		if len(rest) != 2 || rest[1] != "bgp" {
+			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp)")
+			return 2
+		}
+		st, err := c.BGP(ctx)
+		if err != nil {
+			fmt.Fprintln(stderr, "kube-vppctl:", err)
+			return 1
+		}
+		printBGP(stdout, st)
 		return 0
 	case "status":
 		return status(ctx, c, rest[1:], stdout, stderr)
@@ -143,5 +159,31 @@ func printStatus(w io.Writer, st ctl.StatusInfo) {
 	fmt.Fprintln(w)
 	if st.LastSyncError != "" {
 		fmt.Fprintf(w, "last error:   %s\n", st.LastSyncError)
+	}
+}
+
+func printBGP(w io.Writer, st bgp.Status) {
+	fmt.Fprintf(w, "BGP ASN %d, router ID %s\n\n", st.ASN, st.RouterID)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tASN\tSTATE\tUPTIME\tRECEIVED\tADVERTISED")
+	for _, p := range st.Peers {
+		up := "-"
+		if p.State == "established" {
+			up = p.Uptime.Truncate(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\n", p.Address, p.ASN, p.State, up, p.Received, p.Advertised)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nAdvertised (%d):\n", len(st.Advertised))
+	for _, a := range st.Advertised {
+		fmt.Fprintf(w, "  %-24s next hop %-16s %s\n", a.Prefix, a.NextHop, a.Reason)
+	}
+	fmt.Fprintf(w, "\nLearned (%d):\n", len(st.Learned))
+	for _, l := range st.Learned {
+		hops := make([]string, len(l.NextHops))
+		for i, h := range l.NextHops {
+			hops[i] = h.String()
+		}
+		fmt.Fprintf(w, "  %-24s via %s\n", l.Prefix, strings.Join(hops, ", "))
 	}
 }
