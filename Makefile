@@ -23,8 +23,12 @@ test-deps:
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-bench:
+# bench prints figures; it never fails on timing. The end-to-end ones need
+# root and FRR (make test-deps) and are gated by KUBE_VPP_BENCH.
+bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	KUBE_VPP_BENCH=1 $(GO) test -count=1 -v -run '^TestBench' ./tests/ | grep -E 'BENCH|^(---|ok|FAIL)'
+
 
 demo: build
 	@./examples/demo.sh
