@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"go.fd.io/govpp/api"
@@ -16,11 +17,11 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kube-vpp/kube-vpp/agent/config"
-	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
 	"github.com/kube-vpp/kube-vpp/agent/nodenet"
 	"github.com/kube-vpp/kube-vpp/agent/source"
 	"github.com/kube-vpp/kube-vpp/agent/status"
+	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 	"github.com/kube-vpp/kube-vpp/vppapi"
@@ -193,13 +194,34 @@ func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.
 
 func everything() labels.Selector { return labels.Everything() }
 
-// reportProblem logs and counts a problem with an object once.
+// reportProblem logs and counts a problem with an object once, and records
+// it as an Event on the object when it is a Service or a Node ("service
+// ns/name", "node name").
 func (a *Agent) reportProblem(object, msg string) {
 	if !a.firstReport(object + ": " + msg) {
 		return
 	}
 	a.metrics.CountError("object")
 	a.log.Warn("ignoring bad data", zap.String("object", object), zap.String("problem", msg))
+	if ref := objectRef(object); ref != nil {
+		a.events.warn(ref, "KubeVPPIgnored", msg)
+	}
+}
+
+func objectRef(object string) *corev1.ObjectReference {
+	kind, name, _ := strings.Cut(object, " ")
+	switch kind {
+	case "service":
+		ns, n, ok := strings.Cut(name, "/")
+		if ok {
+			return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: ns, Name: n}
+		}
+	case "node":
+		if name != "" {
+			return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name}
+		}
+	}
+	return nil
 }
 
 // reportNodeProblem logs and counts a bad Node field once per distinct
@@ -224,5 +246,3 @@ func (a *Agent) firstReport(key string) bool {
 	a.state.problems[key] = true
 	return true
 }
-
-

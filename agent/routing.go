@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
