@@ -277,17 +277,7 @@ func startIn(t *testing.T, ns, binary string, args ...string) *proc {
 // output and exit code.
 func runIn(t *testing.T, timeout time.Duration, ns, binary string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, binary}, args...)...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("running %s in %s: %v", binary, ns, err)
-	}
-	return string(out), 0
+	return runCmd(t, timeout, "ip", append([]string{"netns", "exec", ns, binary}, args...)...)
 }
 
 func launch(t *testing.T, name string, cmd *exec.Cmd) *proc {

@@ -5,11 +5,11 @@ package tests
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,22 +67,7 @@ func (s *syncBuffer) String() string {
 // prints its output when the test failed.
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(filepath.Join(bin, name), args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("--- output of %s %s:\n%s", name, strings.Join(args, " "), p.out.String())
-		}
-	})
-	return p
+	return launch(t, name, exec.Command(filepath.Join(bin, name), args...))
 }
 
 func (p *proc) kill(sig syscall.Signal) {
@@ -123,19 +108,24 @@ func (p *proc) wait(t *testing.T, within time.Duration) int {
 // run runs a binary to completion and returns its combined output and exit code.
 func run(t *testing.T, timeout time.Duration, name string, args ...string) (string, int) {
 	t.Helper()
+	return runCmd(t, timeout, filepath.Join(bin, name), args...)
+}
+
+// runCmd runs a command to completion; only a failure to run it at all
+// fails the test, a non-zero exit is the caller's to judge.
+func runCmd(t *testing.T, timeout time.Duration, name string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(bin, name), args...).CombinedOutput()
-	if err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			t.Fatalf("running %s: %v", name, err)
-		}
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("running %s: %v", name, err)
 	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	}
-	return string(out), code
+	return string(out), 0
 }
 
 // eventually polls cond until it holds or the deadline passes.
