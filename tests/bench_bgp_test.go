@@ -26,7 +26,7 @@ func TestBenchBGPAdvertise10kServices(t *testing.T) {
 	benchEnabled(t)
 	const services = 10000
 	f := newFabric(t, "node-a")
-	tor := startFRR(t, f.torNS(), torConfig(torIP))
+	tor := startFRR(t, f.torNS(), torConfig(torIP, false))
 
 	dir := t.TempDir()
 	data, err := os.ReadFile(filepath.Join(examplesDir(t), "nodes.yaml"))

@@ -105,10 +105,17 @@ func startBGPCluster(t *testing.T, f *fabric, manifests string, tors []string, n
 	return out
 }
 
-func torConfig(routerID string, networks ...string) frrConfig {
+// torConfig peers a ToR with the three nodes; with v6, also over IPv6 for
+// the IPv6 unicast family.
+func torConfig(routerID string, v6 bool, networks ...string) frrConfig {
 	cfg := frrConfig{ASN: torASN, RouterID: routerID, Networks: networks, RestartTime: 60}
 	for _, ip := range []string{"192.168.10.11", "192.168.10.12", "192.168.10.13"} {
 		cfg.Neighbors = append(cfg.Neighbors, frrNeighbor{Address: ip, RemoteAS: nodeASN})
+	}
+	if v6 {
+		for _, ip := range []string{"fd00:192:168:10::11", "fd00:192:168:10::12", "fd00:192:168:10::13"} {
+			cfg.Neighbors = append(cfg.Neighbors, frrNeighbor{Address: ip, RemoteAS: nodeASN})
+		}
 	}
 	return cfg
 }
@@ -130,8 +137,8 @@ func waitRoute(t *testing.T, r *frr, prefix string, want ...string) {
 // agent restart does not withdraw its routes (graceful restart).
 func TestBGPWithFRR(t *testing.T) {
 	f := newFabric(t, "node-a", "node-b", "node-c")
-	tor := startFRR(t, f.torNS(), torConfig(torIP, "198.18.0.0/15"))
-	tor2 := startFRR(t, f.addSecondToR(), torConfig(tor2IP, "198.18.0.0/15"))
+	tor := startFRR(t, f.torNS(), torConfig(torIP, true, "198.18.0.0/15"))
+	tor2 := startFRR(t, f.addSecondToR(), torConfig(tor2IP, false, "198.18.0.0/15"))
 
 	dir := t.TempDir()
 	for _, file := range []string{"nodes.yaml", "namespaces.yaml"} {
@@ -147,7 +154,7 @@ func TestBGPWithFRR(t *testing.T) {
 	if err := os.WriteFile(svcFile, []byte(bgpServices("node-a", "node-b")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	nodes := startBGPCluster(t, f, dir, []string{torIP, tor2IP}, "node-a", "node-b", "node-c")
+	nodes := startBGPCluster(t, f, dir, []string{torIP, tor2IP, torIP6}, "node-a", "node-b", "node-c")
 	tor.waitEstablished(t, 30*time.Second, "192.168.10.11", "192.168.10.12", "192.168.10.13")
 
 	t.Run("pod ranges and service IPs at the ToR", func(t *testing.T) {
@@ -157,6 +164,15 @@ func TestBGPWithFRR(t *testing.T) {
 		waitRoute(t, tor, "10.96.0.0/12", "192.168.10.11", "192.168.10.12", "192.168.10.13")
 		waitRoute(t, tor, "203.0.113.10/32", "192.168.10.11", "192.168.10.12", "192.168.10.13")
 		waitRoute(t, tor, "203.0.113.11/32", "192.168.10.11", "192.168.10.12")
+	})
+
+	t.Run("IPv6 pod range in the IPv6 family", func(t *testing.T) {
+		tor.waitEstablished(t, 30*time.Second, "fd00:192:168:10::13")
+		var last []string
+		eventually(t, 30*time.Second, "fd00:10:244:2::/64 via node-c's IPv6 address", func() bool {
+			last = tor.routes(t, true)["fd00:10:244:2::/64"]
+			return slices.Equal(last, []string{"fd00:192:168:10::13"})
+		})
 	})
 
 	t.Run("kube-vppctl show bgp", func(t *testing.T) {
