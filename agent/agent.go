@@ -18,7 +18,6 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/agent/config"
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
-	"github.com/kube-vpp/kube-vpp/agent/nodenet"
 	"github.com/kube-vpp/kube-vpp/agent/source"
 	"github.com/kube-vpp/kube-vpp/agent/status"
 	"github.com/kube-vpp/kube-vpp/bgp"
@@ -194,17 +193,17 @@ func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.
 
 func everything() labels.Selector { return labels.Everything() }
 
-// reportProblem logs and counts a problem with an object once, and records
-// it as an Event on the object when it is a Service or a Node ("service
-// ns/name", "node name").
-func (a *Agent) reportProblem(object, msg string) {
+// reportProblem logs a problem with an object once, counts it under kind
+// and, when the object is a Service or a Node ("service ns/name", "node
+// name"), records it as a Warning Event with reason on that object.
+func (a *Agent) reportProblem(kind, reason, object, msg string) {
 	if !a.firstReport(object + ": " + msg) {
 		return
 	}
-	a.metrics.CountError("object")
-	a.log.Warn("ignoring bad data", zap.String("object", object), zap.String("problem", msg))
+	a.metrics.CountError(kind)
+	a.log.Warn("ignoring bad data", zap.String("kind", kind), zap.String("object", object), zap.String("problem", msg))
 	if ref := objectRef(object); ref != nil {
-		a.events.warn(ref, "KubeVPPIgnored", msg)
+		a.events.warn(ref, reason, msg)
 	}
 }
 
@@ -222,17 +221,6 @@ func objectRef(object string) *corev1.ObjectReference {
 		}
 	}
 	return nil
-}
-
-// reportNodeProblem logs and counts a bad Node field once per distinct
-// problem and records it as an Event on the Node.
-func (a *Agent) reportNodeProblem(p nodenet.Problem) {
-	if !a.firstReport(p.Error()) {
-		return
-	}
-	a.metrics.CountError("node")
-	a.log.Warn("ignoring bad node data", zap.String("k8s_node", p.Node), zap.String("field", p.Field), zap.Error(p.Err))
-	a.events.warn(&corev1.ObjectReference{Kind: "Node", Name: p.Node, APIVersion: "v1"}, "InvalidNodeNetwork", p.Error())
 }
 
 // firstReport is true the first time key is reported, so that a problem

@@ -171,14 +171,14 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 		case err != nil:
 			return fmt.Errorf("looking up uplink %s: %w", name, err)
 		case !found:
-			a.reportProblem("uplink "+name, fmt.Sprintf("uplink interface %q not found in VPP; next hops resolve through the FIB", name))
+			a.reportProblem("config", "", "uplink "+name, fmt.Sprintf("uplink interface %q not found in VPP; next hops resolve through the FIB", name))
 		default:
 			uplink = idx
 		}
 	}
 	out := nodenet.Translate(nodenet.Input{NodeName: a.cfg.Node.Name, Nodes: nodes, Uplink: uplink})
 	for _, p := range out.Problems {
-		a.reportNodeProblem(p)
+		a.reportProblem("node", "InvalidNodeNetwork", "node "+p.Node, p.Error())
 	}
 	nodeRoutes := map[netip.Prefix]bool{}
 	for _, r := range out.FIB.Routes {

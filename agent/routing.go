@@ -103,7 +103,7 @@ func (r *routing) sync(ctx context.Context, self *corev1.Node, nodes []*corev1.N
 		return err
 	}
 	for _, p := range problems {
-		r.a.reportProblem(p.Object, p.Error())
+		r.a.reportProblem("bgp", "BGPNotAdvertised", p.Object, p.Error())
 	}
 	if err := sp.SetAdvertisements(ctx, ads); err != nil {
 		errs = append(errs, fmt.Errorf("BGP advertisements: %w", err))
@@ -118,7 +118,7 @@ func (r *routing) ensureSpeaker(ctx context.Context, self *corev1.Node) error {
 	cfg := r.a.cfg.BGP
 	asn, routerID, problems := bgp.LocalSpeaker(self, cfg.ASN, cfg.RouterID)
 	for _, p := range problems {
-		r.a.reportProblem(p.Object, p.Error())
+		r.a.reportProblem("bgp", "BGPNotAdvertised", p.Object, p.Error())
 	}
 	if asn == 0 || !routerID.IsValid() {
 		return fmt.Errorf("BGP: node %s has no usable ASN and router ID", self.Name)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -128,7 +127,9 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 		}
 	}
 
+	// The cache starts as what VPP holds and follows every write below.
 	d.src, d.tables, d.cache = src, tables, have
+	stale := sortedKeys(have)
 	wantRoutes := map[routeKey]bool{}
 	for _, r := range sortedRoutes(want.Routes) {
 		wantRoutes[r.key()] = true
@@ -136,7 +137,7 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, k := range sortedKeys(have) {
+	for _, k := range stale {
 		if !wantRoutes[k] {
 			errs = append(errs, d.remove(ctx, k))
 		}
@@ -350,13 +351,11 @@ func fromFibPath(fp fib_types.FibPath) Path {
 	default:
 		p.Type = Forward
 	}
-	var nh netip.Addr
+	af := ip_types.ADDRESS_IP4
 	if fp.Proto == fib_types.FIB_API_PATH_NH_PROTO_IP6 {
-		nh = addr.ToAddr(ip_types.Address{Af: ip_types.ADDRESS_IP6, Un: fp.Nh.Address})
-	} else {
-		nh = addr.ToAddr(ip_types.Address{Af: ip_types.ADDRESS_IP4, Un: fp.Nh.Address})
+		af = ip_types.ADDRESS_IP6
 	}
-	if !nh.IsUnspecified() {
+	if nh := addr.ToAddr(ip_types.Address{Af: af, Un: fp.Nh.Address}); !nh.IsUnspecified() {
 		p.NextHop = nh
 	}
 	return p.normal()
