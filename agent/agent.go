@@ -21,6 +21,8 @@ import (
 	"github.com/kube-vpp/kube-vpp/agent/source"
 	"github.com/kube-vpp/kube-vpp/agent/status"
 	"github.com/kube-vpp/kube-vpp/bgp"
+	"github.com/kube-vpp/kube-vpp/cni"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 	"github.com/kube-vpp/kube-vpp/vppapi"
@@ -37,6 +39,8 @@ type Agent struct {
 	vpp     *vppapi.Client
 	ifaces  *interfaces.Driver
 	fib     *ip.Driver
+	podFIB  *ip.Driver
+	pods    *pods.Manager
 	routing *routing
 	src     *source.Source
 	events  *eventSink
@@ -69,6 +73,7 @@ func New(cfg *config.Config, log *zap.Logger) *Agent {
 	})
 	a.ifaces = interfaces.New(a.vpp, a.log)
 	a.fib = ip.New(a.vpp, a.log, ip.SourceNode)
+	a.podFIB = ip.New(a.vpp, a.log, ip.SourcePods)
 	a.routing = newRouting(a)
 	a.state.uplink = ip.NoInterface
 	return a
@@ -90,6 +95,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.events = newEventSink(src.Client, a.cfg.Node.Name)
 	defer a.events.shutdown()
 
+	p := a.cfg.Pods
+	a.pods, err = pods.New(pods.Config{
+		StateDir: p.StateDir, MemifDir: p.MemifDir, VhostDir: p.VhostDir, MTU: p.MTU,
+		DefaultKind: podDefaultKind(p, a.log),
+	}, a.ifaces, a.podFIB, cluster{src: src, manifests: a.cfg.Kubernetes.Manifests != "", log: a.log}, a.log)
+	if err != nil {
+		return err
+	}
+
 	changed := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -103,6 +117,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		DeleteFunc: func(any) { poke() },
 	}
 	watched := []cache.SharedIndexInformer{src.Informers.Core().V1().Nodes().Informer()}
+	if a.cfg.Kubernetes.Manifests != "" {
+		// Standalone: the folder's pods are plumbed as kubelet would.
+		watched = append(watched, src.Informers.Core().V1().Pods().Informer())
+	}
 	if a.cfg.BGP.Enabled {
 		// Service IPs are advertised: their changes matter too.
 		watched = append(watched, src.Informers.Core().V1().Services().Informer(),
@@ -122,8 +140,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := ctlSrv.Listen(); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
+	cniSrv := cni.NewServer(a.cfg.Pods.CNISocket, a.pods, a.log)
+	if err := cniSrv.Listen(); err != nil {
+		return fmt.Errorf("CNI socket: %w", err)
+	}
 	a.log.Info("agent starting", zap.String("version", Version), zap.String("vpp_socket", a.cfg.VPP.Socket),
-		zap.String("status_addr", statusSrv.Addr()), zap.String("ctl_socket", a.cfg.Ctl.Socket))
+		zap.String("status_addr", statusSrv.Addr()), zap.String("ctl_socket", a.cfg.Ctl.Socket),
+		zap.String("cni_socket", a.cfg.Pods.CNISocket))
 
 	var (
 		wg       sync.WaitGroup
@@ -144,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { fail(a.vpp.Run(ctx)) })
 	wg.Go(func() { fail(statusSrv.Serve(ctx)) })
 	wg.Go(func() { fail(ctlSrv.Serve(ctx)) })
+	wg.Go(func() { fail(cniSrv.Serve(ctx)) })
 	wg.Go(func() {
 		if err := src.Start(ctx); err != nil {
 			fail(fmt.Errorf("kubernetes source: %w", err))
@@ -194,8 +218,9 @@ func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.
 func everything() labels.Selector { return labels.Everything() }
 
 // reportProblem logs a problem with an object once, counts it under kind
-// and, when the object is a Service or a Node ("service ns/name", "node
-// name"), records it as a Warning Event with reason on that object.
+// and, when the object is a Service, a Pod or a Node ("service ns/name",
+// "pod ns/name", "node name"), records it as a Warning Event with reason on
+// that object.
 func (a *Agent) reportProblem(kind, reason, object, msg string) {
 	if !a.firstReport(object + ": " + msg) {
 		return
@@ -214,6 +239,11 @@ func objectRef(object string) *corev1.ObjectReference {
 		ns, n, ok := strings.Cut(name, "/")
 		if ok {
 			return &corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: ns, Name: n}
+		}
+	case "pod":
+		ns, n, ok := strings.Cut(name, "/")
+		if ok {
+			return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ns, Name: n}
 		}
 	case "node":
 		if name != "" {

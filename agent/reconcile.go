@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
 	"github.com/kube-vpp/kube-vpp/agent/nodenet"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 )
 
@@ -118,6 +121,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			return nil
 		case <-changed:
 		case <-a.vpp.Resync():
+			// VPP is new or back: what it holds must be read again.
+			a.pods.Invalidate()
 		case <-retry.C:
 		case <-a.routing.changed:
 			if a.vpp.Connected() {
@@ -187,7 +192,7 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	a.state.setRouting(nodeRoutes, uplink)
 
 	start := time.Now()
-	_, ifErr := a.ifaces.Sync(ctx, out.Interfaces)
+	idx, ifErr := a.ifaces.Sync(ctx, out.Interfaces)
 	a.metrics.ObserveSync("interfaces", time.Since(start), ifErr)
 
 	start = time.Now()
@@ -195,10 +200,14 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	a.metrics.ObserveSync("ip", time.Since(start), fibErr)
 
 	start = time.Now()
+	podErr := a.syncPods(ctx, selfNode(nodes, a.cfg.Node.Name), idx)
+	a.metrics.ObserveSync("pods", time.Since(start), podErr)
+
+	start = time.Now()
 	bgpErr := a.routing.sync(ctx, selfNode(nodes, a.cfg.Node.Name), nodes, nodeRoutes, uplink)
 	a.metrics.ObserveSync("bgp", time.Since(start), bgpErr)
 
-	return errors.Join(ifErr, fibErr, bgpErr)
+	return errors.Join(ifErr, fibErr, podErr, bgpErr)
 }
 
 func selfNode(nodes []*corev1.Node, name string) *corev1.Node {
@@ -206,6 +215,51 @@ func selfNode(nodes []*corev1.Node, name string) *corev1.Node {
 		if n.Name == name {
 			return n
 		}
+	}
+	return nil
+}
+
+// syncPods gives the pod manager the node's network, reconciles the pods
+// with VPP when VPP is new to the agent (start, reconnect) and, with a
+// manifests folder, plumbs the folder's pods.
+func (a *Agent) syncPods(ctx context.Context, self *corev1.Node, idx interfaces.Indexes) error {
+	loop, ok := idx[nodenet.LoopbackTag]
+	if self == nil || !ok {
+		return nil // nodenet reported why; CNI ADDs answer "try again later"
+	}
+	n := pods.NodeNetwork{Loopback: loop}
+	for _, c := range self.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			n.PodCIDRs = append(n.PodCIDRs, p)
+		}
+	}
+	if len(n.PodCIDRs) == 0 {
+		return nil
+	}
+	if err := a.pods.SetNode(n); err != nil {
+		a.reportProblem("node", "InvalidNodeNetwork", "node "+self.Name, err.Error())
+		return nil
+	}
+	if !a.pods.Synced() {
+		if err := a.pods.Resync(ctx); err != nil {
+			return err
+		}
+	}
+	if a.cfg.Kubernetes.Manifests == "" {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		if a.firstReport("standalone pods need root") {
+			a.log.Warn("not plumbing the folder's pods: network namespaces and pod interfaces need root")
+		}
+		return nil
+	}
+	list, err := a.src.Pods().List(everything())
+	if err != nil {
+		return fmt.Errorf("listing pods: %w", err)
+	}
+	for pod, err := range a.pods.Standalone(ctx, a.cfg.Node.Name, list) {
+		a.reportProblem("pod", "PodNetworkFailed", "pod "+pod, err.Error())
 	}
 	return nil
 }

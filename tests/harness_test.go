@@ -5,11 +5,13 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -146,16 +148,21 @@ type node struct {
 	dir     string
 	apiSock string
 	ctlSock string
+	cniSock string
 }
 
 func newNode(t *testing.T) node {
 	dir := t.TempDir()
-	return node{dir: dir, apiSock: filepath.Join(dir, "api.sock"), ctlSock: filepath.Join(dir, "ctl.sock")}
+	// Runs after the agent is stopped: its standalone pods' namespaces
+	// outlive it by design (a restarted agent adopts them).
+	t.Cleanup(func() { removeStandaloneNetns(t, filepath.Join(dir, "state", "ipam.json")) })
+	return node{dir: dir, apiSock: filepath.Join(dir, "api.sock"), ctlSock: filepath.Join(dir, "ctl.sock"), cniSock: filepath.Join(dir, "cni.sock")}
 }
 
 func (n node) agentArgs(name, manifests string, extra ...string) []string {
 	args := []string{"--node", name, "--manifests", manifests, "--vpp-socket", n.apiSock,
-		"--ctl-socket", n.ctlSock, "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0"}
+		"--ctl-socket", n.ctlSock, "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
+		"--cni-socket", n.cniSock, "--state-dir", filepath.Join(n.dir, "state")}
 	return append(args, extra...)
 }
 
@@ -185,4 +192,32 @@ func examplesDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// removeStandaloneNetns deletes the network namespaces an agent made for
+// the pods of its manifests folder, as listed in its allocation state.
+func removeStandaloneNetns(t *testing.T, stateFile string) {
+	data, err := os.ReadFile(stateFile)
+	if err != nil {
+		return
+	}
+	var state struct {
+		Records []struct {
+			Extra struct {
+				Netns      string `json:"netns"`
+				Standalone bool   `json:"standalone"`
+			} `json:"extra"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal(data, &state); err != nil {
+		t.Logf("reading %s: %v", stateFile, err)
+		return
+	}
+	for _, r := range state.Records {
+		if r.Extra.Standalone && strings.HasPrefix(r.Extra.Netns, "/var/run/netns/kvpp-") {
+			if out, err := exec.Command("ip", "netns", "del", filepath.Base(r.Extra.Netns)).CombinedOutput(); err != nil {
+				t.Logf("ip netns del %s: %v: %s", r.Extra.Netns, err, out)
+			}
+		}
+	}
 }

@@ -31,6 +31,7 @@ type Config struct {
 	Ctl        Ctl
 	Uplink     Uplink
 	Network    Network
+	Pods       Pods
 	BGP        BGP
 }
 

@@ -53,6 +53,10 @@ func TestLoadDefaults(t *testing.T) {
 		HTTP:       HTTP{Listen: ":9911"},
 		Ctl:        Ctl{Socket: "/run/kube-vpp/ctl.sock"},
 		Network:    Network{ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")}},
+		Pods: Pods{
+			CNISocket: "/run/kube-vpp/cni.sock", StateDir: "/var/lib/kube-vpp", Interface: PodInterfaceAuto,
+			MTU: 1500, MemifDir: "/run/kube-vpp/memif", VhostDir: "/run/kube-vpp/vhost-user",
+		},
 		BGP: BGP{
 			ListenPort:      179,
 			GracefulRestart: bgp.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
@@ -297,6 +301,10 @@ func TestLoadInvalid(t *testing.T) {
 		{name: "negative duration", env: map[string]string{"KUBE_VPP_VPP_HEALTH_INTERVAL": "-1s"}, key: "vpp.health-interval", value: "-1s", reasonHas: "greater than 0"},
 		{name: "zero reply timeout", file: "vpp:\n  reply-timeout: 0s\n", key: "vpp.reply-timeout", value: "0s", reasonHas: "greater than 0"},
 		{name: "negative backoff max", file: "vpp:\n  connect-backoff-max: -5s\n", key: "vpp.connect-backoff-max", value: "-5s", reasonHas: "greater than 0"},
+		{name: "unknown pod interface", args: []string{"--pod-interface", "macvlan"}, key: "pods.interface", value: "macvlan", reasonHas: "auto, tap or veth"},
+		{name: "pod MTU too small", args: []string{"--pod-mtu", "500"}, key: "pods.mtu", value: "500", reasonHas: "576 to 65535"},
+		{name: "pod MTU not a number", env: map[string]string{"KUBE_VPP_PODS_MTU": "jumbo"}, key: "pods.mtu", value: "jumbo", reasonHas: "whole number"},
+		{name: "empty CNI socket", args: []string{"--cni-socket="}, key: "cni.socket", value: "", reasonHas: "must not be empty"},
 		{name: "negative resync period", env: map[string]string{"KUBE_VPP_KUBERNETES_RESYNC_PERIOD": "-1m"}, key: "kubernetes.resync-period", value: "-1m", reasonHas: "negative"},
 		{name: "duration without unit", file: "vpp:\n  connect-backoff-initial: 5\n", key: "vpp.connect-backoff-initial", value: "5", reasonHas: "unit"},
 		{name: "initial backoff above max", file: "vpp:\n  connect-backoff-initial: 10s\n  connect-backoff-max: 2s\n", key: "vpp.connect-backoff-initial", value: "10s", reasonHas: "vpp.connect-backoff-max (2s)"},

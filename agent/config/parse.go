@@ -43,7 +43,8 @@ func parse(v *viper.Viper) (*Config, error) {
 			ServiceCIDRs:    p.prefixes(KeyNetworkServiceCIDRs),
 			ExternalIPCIDRs: p.optionalPrefixes(KeyNetworkExternalIPCIDRs),
 		},
-		BGP: p.bgp(),
+		Pods: p.pods(),
+		BGP:  p.bgp(),
 	}
 
 	vpp := cfg.VPP

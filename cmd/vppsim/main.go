@@ -28,6 +28,7 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("vppsim", flag.ContinueOnError)
 	socket := fs.String("socket", "/run/vpp/api.sock", "API socket to listen on")
 	debug := fs.Bool("debug", false, "log every request")
+	noVhostNet := fs.Bool("no-vhost-net", false, "fail tap_create_v3 as VPP does on a host without /dev/vhost-net")
 	var ifaces, corrupt listFlag
 	fs.Var(&ifaces, "interface", "NIC present at start, as NAME or NAME=ADDR/LEN[,ADDR/LEN...], admin up (repeatable)")
 	fs.Var(&corrupt, "corrupt-crc", "advertise a wrong CRC for this message (repeatable; for testing clients)")
@@ -37,7 +38,7 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	opts := sim.Options{PID: uint32(os.Getpid()), CorruptCRC: corrupt}
+	opts := sim.Options{PID: uint32(os.Getpid()), CorruptCRC: corrupt, NoVhostNet: *noVhostNet}
 	for _, spec := range ifaces {
 		s, err := parseInterface(spec)
 		if err != nil {

@@ -1,6 +1,8 @@
 // Package interfaces is the driver for VPP's interfaces: it makes the
-// interfaces kube-vpp owns (loopbacks here; pod interfaces build on it) match
-// the desired state, by tag, and leaves every other interface alone.
+// loopbacks kube-vpp owns match the desired state, by tag, and leaves every
+// other interface alone. Pod
+// interfaces (tap, af_packet, memif, vhost-user) are made and removed one
+// pod at a time (CreatePod, DeletePod) and listed by PodLinks.
 package interfaces
 
 import (
@@ -12,9 +14,13 @@ import (
 	"sort"
 
 	"go.fd.io/govpp/api"
+	"go.fd.io/govpp/binapi/af_packet"
 	vppif "go.fd.io/govpp/binapi/interface"
 	"go.fd.io/govpp/binapi/interface_types"
 	vppip "go.fd.io/govpp/binapi/ip"
+	"go.fd.io/govpp/binapi/memif"
+	"go.fd.io/govpp/binapi/tapv2"
+	"go.fd.io/govpp/binapi/vhost_user"
 	"go.uber.org/zap"
 
 	"github.com/kube-vpp/kube-vpp/vppapi"
@@ -45,14 +51,23 @@ type Indexes map[string]uint32
 
 // Driver is the only code that sends VPP's interface messages.
 type Driver struct {
-	rpc vppif.RPCService
-	ip  vppip.RPCService
-	log *zap.Logger
+	rpc   vppif.RPCService
+	ip    vppip.RPCService
+	tap   tapv2.RPCService
+	afp   af_packet.RPCService
+	memif memif.RPCService
+	vhost vhost_user.RPCService
+	log   *zap.Logger
 }
 
 // New returns a driver sending on conn.
 func New(conn api.Connection, log *zap.Logger) *Driver {
-	return &Driver{rpc: vppif.NewServiceClient(conn), ip: vppip.NewServiceClient(conn), log: log.Named("interfaces")}
+	return &Driver{
+		rpc: vppif.NewServiceClient(conn), ip: vppip.NewServiceClient(conn),
+		tap: tapv2.NewServiceClient(conn), afp: af_packet.NewServiceClient(conn),
+		memif: memif.NewServiceClient(conn), vhost: vhost_user.NewServiceClient(conn),
+		log: log.Named("interfaces"),
+	}
 }
 
 // Messages lists every message the driver sends or expects, for the
@@ -68,6 +83,21 @@ func Messages() []api.Message {
 		&vppif.SwInterfaceGetTable{}, &vppif.SwInterfaceGetTableReply{},
 		&vppif.SwInterfaceAddDelAddress{}, &vppif.SwInterfaceAddDelAddressReply{},
 		&vppip.IPAddressDump{}, &vppip.IPAddressDetails{},
+		&vppif.SwInterfaceSetUnnumbered{}, &vppif.SwInterfaceSetUnnumberedReply{},
+		&tapv2.TapCreateV3{}, &tapv2.TapCreateV3Reply{},
+		&tapv2.TapDeleteV2{}, &tapv2.TapDeleteV2Reply{},
+		&tapv2.SwInterfaceTapV2Dump{}, &tapv2.SwInterfaceTapV2Details{},
+		&af_packet.AfPacketCreateV3{}, &af_packet.AfPacketCreateV3Reply{},
+		&af_packet.AfPacketDelete{}, &af_packet.AfPacketDeleteReply{},
+		&af_packet.AfPacketDump{}, &af_packet.AfPacketDetails{},
+		&memif.MemifSocketFilenameAddDelV2{}, &memif.MemifSocketFilenameAddDelV2Reply{},
+		&memif.MemifSocketFilenameDump{}, &memif.MemifSocketFilenameDetails{},
+		&memif.MemifCreateV2{}, &memif.MemifCreateV2Reply{},
+		&memif.MemifDelete{}, &memif.MemifDeleteReply{},
+		&memif.MemifDump{}, &memif.MemifDetails{},
+		&vhost_user.CreateVhostUserIfV2{}, &vhost_user.CreateVhostUserIfV2Reply{},
+		&vhost_user.DeleteVhostUserIf{}, &vhost_user.DeleteVhostUserIfReply{},
+		&vhost_user.SwInterfaceVhostUserDump{}, &vhost_user.SwInterfaceVhostUserDetails{},
 	}
 }
 
@@ -100,7 +130,7 @@ func (d *Driver) Sync(ctx context.Context, want Desired) (Indexes, error) {
 		idx[lo.Tag] = i
 	}
 	for t, det := range owned {
-		if tag.Kind(t) == KindLoopback && !wanted[t] {
+		if !wanted[t] {
 			errs = append(errs, d.delete(ctx, det))
 		}
 	}
@@ -116,7 +146,8 @@ func sorted(l []Loopback) []Loopback {
 func ownedByTag(list []*vppif.SwInterfaceDetails) (owned map[string]*vppif.SwInterfaceDetails, extra []*vppif.SwInterfaceDetails) {
 	owned = map[string]*vppif.SwInterfaceDetails{}
 	for _, det := range list {
-		if !tag.Owned(det.Tag) {
+		// Pod interfaces have their own lifecycle (CNI calls, PodLinks).
+		if tag.Kind(det.Tag) != KindLoopback {
 			continue
 		}
 		if prev, dup := owned[det.Tag]; dup {

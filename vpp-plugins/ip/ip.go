@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -22,10 +23,11 @@ import (
 
 // FIB sources kube-vpp registers in VPP (fib_source_add). Each Driver owns
 // the routes of one source, so routes with different lifecycles (node
-// routes, BGP-learned routes) never remove each other.
+// routes, BGP-learned routes, pod host routes) never remove each other.
 const (
 	SourceNode = "kube-vpp"
 	SourceBGP  = "kube-vpp-bgp"
+	SourcePods = "kube-vpp-pods"
 )
 
 // sourcePriority sits just below VPP's API source (0x80, fib_source.h), so
@@ -53,7 +55,7 @@ type Driver struct {
 var ErrNotSynced = errors.New("ip driver has not synced with VPP yet")
 
 // New returns a driver sending on conn that owns the routes of the named
-// FIB source (SourceNode or SourceBGP).
+// FIB source (SourceNode, SourceBGP or SourcePods).
 func New(conn api.Connection, log *zap.Logger, source string) *Driver {
 	return &Driver{rpc: vppip.NewServiceClient(conn), fib: fib.NewServiceClient(conn),
 		log: log.Named("ip").With(zap.String("fib_source", source)), source: source}
@@ -216,22 +218,9 @@ func (d *Driver) remove(ctx context.Context, k routeKey) error {
 // or restarted) does not have it yet. fib_source_add allocates a new ID on every
 // call, so it must only run after the dump came back without ours.
 func (d *Driver) ensureSource(ctx context.Context) (uint8, error) {
-	stream, err := d.fib.FibSourceDump(ctx, &fib.FibSourceDump{})
-	if err != nil {
-		return 0, fmt.Errorf("fib_source_dump: %w", err)
-	}
-	sources, err := vppapi.Collect(stream.Recv)
-	if err != nil {
-		return 0, fmt.Errorf("fib_source_dump: %w", err)
-	}
-	found, id := false, uint8(0)
-	for _, det := range sources {
-		if det.Src.Name == d.source && (!found || det.Src.ID < id) {
-			found, id = true, det.Src.ID
-		}
-	}
-	if found {
-		return id, nil
+	id, found, err := d.findSource(ctx)
+	if err != nil || found {
+		return id, err
 	}
 	rep, err := d.fib.FibSourceAdd(ctx, &fib.FibSourceAdd{Src: fib.FibSource{Name: d.source, Priority: sourcePriority}})
 	if err != nil {
@@ -374,4 +363,62 @@ func sortedKeys(m map[routeKey]Route) []routeKey {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
+}
+
+// Programmed returns the route this driver holds in VPP for prefix in
+// table, as of its last Sync and the writes since; found is false when it
+// holds none or has not synced.
+func (d *Driver) Programmed(table uint32, prefix netip.Prefix) (r Route, found bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.synced {
+		return Route{}, false
+	}
+	r, found = d.cache[Route{Table: table, Prefix: prefix}.key()]
+	return r, found
+}
+
+// Routes lists the routes VPP holds for the driver's source, in every
+// table, without changing anything: what a restarted agent reads to
+// recover state it lost before its first Sync. A VPP that does not know
+// the source yet holds none of its routes.
+func (d *Driver) Routes(ctx context.Context) ([]Route, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	src, found, err := d.findSource(ctx)
+	if err != nil || !found {
+		return nil, err
+	}
+	tables, err := d.dumpTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Route
+	for k := range tables {
+		routes, err := d.routes(ctx, k, src)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, routes...)
+	}
+	return out, nil
+}
+
+// findSource looks the driver's FIB source up by name; VPP may hold the
+// name twice after a race, and the lowest ID is the one in use.
+func (d *Driver) findSource(ctx context.Context) (id uint8, found bool, err error) {
+	stream, err := d.fib.FibSourceDump(ctx, &fib.FibSourceDump{})
+	if err != nil {
+		return 0, false, fmt.Errorf("fib_source_dump: %w", err)
+	}
+	sources, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return 0, false, fmt.Errorf("fib_source_dump: %w", err)
+	}
+	for _, det := range sources {
+		if det.Src.Name == d.source && (!found || det.Src.ID < id) {
+			found, id = true, det.Src.ID
+		}
+	}
+	return id, found, nil
 }

@@ -227,10 +227,20 @@ func (s *Sim) writeIfaceAddresses(b *strings.Builder, ifc *iface) {
 	if ifc.adminUp {
 		state = "up"
 	}
-	fmt.Fprintf(b, "%s (%s):\n", ifc.name, state)
+	// An unnumbered interface names its lender (which may be gone, as in
+	// VPP's dangling binding) and lists the addresses it borrows.
+	if ifc.unnumbered {
+		lender := fmt.Sprintf("sw_if_index:%d", ifc.unnumberedOf)
+		if l, ok := s.st.ifaces[ifc.unnumberedOf]; ok {
+			lender = l.name
+		}
+		fmt.Fprintf(b, "%s (%s): \n  unnumbered, use %s\n", ifc.name, state, lender)
+	} else {
+		fmt.Fprintf(b, "%s (%s):\n", ifc.name, state)
+	}
 	for _, af := range []afi{af4, af6} {
 		t, _ := s.st.fib.table(af, ifc.table[af])
-		for _, p := range ifc.addrs[af] {
+		for _, p := range s.st.usedAddresses(ifc, af) {
 			if t != nil && t.id != 0 {
 				fmt.Fprintf(b, "  L3 %s ip%c table-id %d fib-idx %d\n", p, "46"[af], t.id, t.index)
 			} else {

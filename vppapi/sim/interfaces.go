@@ -73,12 +73,17 @@ func (s *Sim) ifaceDetails(ifc *iface) *interfaces.SwInterfaceDetails {
 	if ifc.adminUp {
 		d.Flags |= interface_types.IF_STATUS_API_FLAG_ADMIN_UP
 	}
-	if ifc.up() {
+	// LINK_UP is the hardware flag alone: a tap's link is up while it is
+	// admin down.
+	if ifc.link() {
 		d.Flags |= interface_types.IF_STATUS_API_FLAG_LINK_UP
 	}
 	if ifc.kind != ifLocal {
+		d.LinkMtu = uint16(ifc.mtu())
+	}
+	// Only interfaces of the ethernet hardware class carry an L2 address.
+	if ifc.kind != ifLocal && !ifc.l3Only {
 		d.L2Address = ethernet_types.MacAddress(ifc.mac)
-		d.LinkMtu = defaultMTU
 	}
 	if ifc.kind == ifEthernet {
 		d.LinkDuplex = interface_types.LINK_DUPLEX_API_FULL

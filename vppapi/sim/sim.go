@@ -36,6 +36,10 @@ type Options struct {
 	// Interfaces are created at start, as VPP's startup.conf creates NICs
 	// (for example the uplink); they carry no tag, like any foreign object.
 	Interfaces []InterfaceSpec
+	// NoVhostNet makes tap_create_v3 fail as VPP does on a host without
+	// /dev/vhost-net (SYSCALL_ERROR_1, after the tap device was made). By
+	// default the simulator does without vhost-net, which it never needs.
+	NoVhostNet bool
 }
 
 // InterfaceSpec describes an interface present at start, outside the agent's ownership.
@@ -48,9 +52,10 @@ type InterfaceSpec struct {
 // Sim is one simulated VPP instance. Its state lives only as long as the
 // value: a new Sim on the same socket is a restarted VPP.
 type Sim struct {
-	log     *zap.Logger
-	pid     uint32
-	started time.Time
+	log        *zap.Logger
+	pid        uint32
+	started    time.Time
+	noVhostNet bool
 
 	table    *msgTable
 	handlers map[uint16]*handler
@@ -80,18 +85,24 @@ func New(opts Options) (*Sim, error) {
 		pid = rand.Uint32N(1<<22) + 1
 	}
 	s := &Sim{
-		log:      log,
-		pid:      pid,
-		started:  time.Now(),
-		handlers: map[uint16]*handler{},
-		calls:    map[string]int{},
-		conns:    map[net.Conn]struct{}{},
-		st:       newState(),
+		log:        log,
+		noVhostNet: opts.NoVhostNet,
+		pid:        pid,
+		started:    time.Now(),
+		handlers:   map[uint16]*handler{},
+		calls:      map[string]int{},
+		conns:      map[net.Conn]struct{}{},
+		st:         newState(),
 	}
 	reg := newRegistry()
 	s.registerCore(reg)
 	s.registerInterfaces(reg)
 	s.registerIP(reg)
+	s.registerTap(reg)
+	s.registerAfPacket(reg)
+	s.registerUnnumbered(reg)
+	s.registerMemif(reg)
+	s.registerVhostUser(reg)
 	table, handlers, err := reg.build(opts.CorruptCRC)
 	if err != nil {
 		return nil, err
@@ -145,6 +156,9 @@ func (s *Sim) Close() error {
 	}
 	s.lnMu.Unlock()
 	s.wg.Wait()
+	s.mu.Lock()
+	s.st.release()
+	s.mu.Unlock()
 	if s.sockPath != "" {
 		_ = os.Remove(s.sockPath)
 	}

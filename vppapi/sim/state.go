@@ -16,6 +16,10 @@ const (
 	ifLocal ifKind = iota // local0
 	ifEthernet
 	ifLoopback
+	ifTap       // tap_create_v3 (virtio device class), TAP or TUN mode
+	ifAfPacket  // af_packet_create_v3, "host-<ifname>"
+	ifMemif     // memif_create_v2, "memif<socket_id>/<id>"
+	ifVhostUser // create_vhost_user_if_v2, "VirtualEthernet0/0/<n>"
 )
 
 // maxLoopbackInstance is LOOPBACK_MAX_INSTANCE (src/vnet/ethernet/interface.c).
@@ -36,25 +40,61 @@ type iface struct {
 	table    [2]uint32         // bound table id per family
 	addrs    [2][]netip.Prefix // in the order added, as VPP lists them
 	ip6LL    netip.Addr        // link-local set through the API
+
+	// linkUp is the hardware link flag of the device kinds whose link the
+	// device code drives (tap, af_packet, memif, vhost-user); NICs and
+	// loopbacks follow the admin state instead.
+	linkUp bool
+	// l3Only marks a device without an ethernet hardware class (TUN taps,
+	// af_packet in IP mode): no L2 address.
+	l3Only bool
+	// l3MTU overrides defaultMTU when not zero (TUN: the host MTU or 1500).
+	l3MTU uint32
+	// unnumbered and unnumberedOf are VNET_SW_INTERFACE_FLAG_UNNUMBERED and
+	// unnumbered_sw_if_index: the interface uses the addresses of another.
+	unnumbered   bool
+	unnumberedOf uint32
 }
 
-// up is vnet_sw_interface_is_up: NICs and loopbacks bring their link up
-// with the admin state; local0 has no link.
-func (i *iface) up() bool { return i.adminUp && i.kind != ifLocal }
+// link is the hardware LINK_UP flag sw_interface_details reports.
+func (i *iface) link() bool {
+	switch i.kind {
+	case ifLocal:
+		return false
+	case ifEthernet, ifLoopback:
+		return i.adminUp
+	}
+	return i.linkUp
+}
 
+// up is vnet_sw_interface_is_up: admin up and link up.
+func (i *iface) up() bool { return i.adminUp && i.link() }
+
+// devType is the name of the interface's VNET_DEVICE_CLASS.
 func (i *iface) devType() string {
 	switch i.kind {
 	case ifLocal:
 		return "local"
 	case ifLoopback:
 		return "Loopback"
+	case ifTap:
+		return "virtio" // virtio_device_class, src/vnet/devices/virtio/device.c
+	case ifAfPacket:
+		return "af-packet" // af_packet_device_class, src/plugins/af_packet/device.c
+	case ifMemif:
+		return "memif"
+	case ifVhostUser:
+		return "vhost-user"
 	}
 	return "dpdk"
 }
 
 func (i *iface) mtu() uint32 {
-	if i.kind == ifLocal {
+	switch {
+	case i.kind == ifLocal:
 		return 0
+	case i.l3MTU != 0:
+		return i.l3MTU
 	}
 	return defaultMTU
 }
@@ -94,12 +134,29 @@ type state struct {
 	fib         *fib
 	// ifRoutes is what the interface source last installed.
 	ifRoutes map[routeKey]ifRoute
+
+	// Per-device state of the pod-facing and host interface kinds.
+	taps      tapState
+	afPackets afPacketState
+	memif     memifState
+	vhost     vhostState
 }
 
 func newState() *state {
-	st := &state{ifaces: map[uint32]*iface{}, loopbacks: map[uint32]bool{}, fib: newFIB(), ifRoutes: map[routeKey]ifRoute{}}
+	st := &state{ifaces: map[uint32]*iface{}, loopbacks: map[uint32]bool{}, fib: newFIB(), ifRoutes: map[routeKey]ifRoute{},
+		taps:      tapState{byIndex: map[uint32]*tapDev{}, ids: map[uint32]bool{}},
+		afPackets: afPacketState{byIndex: map[uint32]*afPacketDev{}},
+	}
 	st.newIface("local0", ifLocal)
 	return st
+}
+
+// release frees the host resources VPP's process holds (tap file
+// descriptors, listening sockets); a dying VPP drops them all.
+func (st *state) release() {
+	st.releaseTaps()
+	st.releaseMemif()
+	st.releaseVhost()
 }
 
 func (st *state) newIface(name string, kind ifKind) *iface {
@@ -110,7 +167,7 @@ func (st *state) newIface(name string, kind ifKind) *iface {
 	} else {
 		st.nextIfIndex++
 	}
-	ifc := &iface{index: idx, name: name, kind: kind}
+	ifc := &iface{index: idx, name: name, kind: kind, unnumberedOf: noIndex}
 	st.ifaces[idx] = ifc
 	return ifc
 }
@@ -200,9 +257,11 @@ func (st *state) deleteLoopback(idx uint32) int32 {
 }
 
 // deleteIface removes an interface the way ip4/ip6_sw_interface_add_del do:
-// addresses first, then back to table 0; paths of other routes through it
-// stay, unresolved.
+// its own unnumbered binding, its addresses, then back to table 0; paths of
+// other routes through it stay, unresolved. Interfaces unnumbered to it keep
+// their binding, which then names a missing interface, as in VPP.
 func (st *state) deleteIface(ifc *iface) {
+	st.updateUnnumbered(ifc, noIndex, false)
 	st.delAllAddresses(ifc)
 	for _, af := range []afi{af4, af6} {
 		if t, ok := st.fib.table(af, 0); ok {
@@ -214,8 +273,13 @@ func (st *state) deleteIface(ifc *iface) {
 	st.syncInterfaceRoutes()
 }
 
+// setAdmin is vnet_sw_interface_set_flags; devices with an admin_up_down
+// function (af_packet) follow it.
 func (st *state) setAdmin(ifc *iface, up bool) {
 	ifc.adminUp = up
+	if ifc.kind == ifAfPacket {
+		st.afPacketAdminUpDown(ifc, up)
+	}
 	st.syncInterfaceRoutes()
 }
 
