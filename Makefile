@@ -3,7 +3,7 @@
 
 GO      ?= go
 BIN     := bin
-BINARIES := kube-vpp-agent kube-vppctl vppsim
+BINARIES := kube-vpp-agent kube-vppctl vppsim kube-vpp-cni
 
 .PHONY: all build test test-deps demo vet bench clean
 

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/kube-vpp-agent", "../cmd/kube-vppctl", "../cmd/vppsim")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/kube-vpp-agent", "../cmd/kube-vppctl", "../cmd/vppsim", "../cmd/kube-vpp-cni")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building binaries:", err)
