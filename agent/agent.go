@@ -212,6 +212,14 @@ func (a *Agent) Version(context.Context) ctl.VersionInfo {
 // BGP implements ctl.Backend.
 func (a *Agent) BGP(ctx context.Context) (bgp.Status, error) { return a.routing.status(ctx) }
 
+// Pods implements ctl.Backend.
+func (a *Agent) Pods(context.Context) ([]pods.PodStatus, error) {
+	if a.pods == nil {
+		return nil, errors.New("pod networking is not running yet")
+	}
+	return a.pods.Pods(), nil
+}
+
 // CLI implements ctl.Backend.
 func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.vpp.CLI(ctx, cmd) }
 

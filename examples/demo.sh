@@ -16,6 +16,13 @@ pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	# The agent gave each example pod of this node a network namespace; a
+	# restarted agent would adopt them, but the demo is over.
+	if [ -f "$RUN/state/ipam.json" ]; then
+		for ns in $(grep -o '/var/run/netns/kvpp-[0-9a-f]*' "$RUN/state/ipam.json" | sort -u); do
+			ip netns del "$(basename "$ns")" 2>/dev/null || true
+		done
+	fi
 }
 trap cleanup EXIT
 
@@ -26,8 +33,10 @@ say "starting the VPP simulator (API socket $RUN/api.sock, uplink $UPLINK $UPLIN
 pids+=($!)
 
 say "starting kube-vpp-agent as $NODE over examples/"
-"$BIN/kube-vpp-agent" --node "$NODE" --manifests examples --vpp-socket "$RUN/api.sock" \
+KUBE_VPP_PODS_MEMIF_DIR="$RUN/memif" KUBE_VPP_PODS_VHOST_USER_DIR="$RUN/vhost-user" \
+	"$BIN/kube-vpp-agent" --node "$NODE" --manifests examples --vpp-socket "$RUN/api.sock" \
 	--ctl-socket "$RUN/ctl.sock" --http-listen 127.0.0.1:0 --uplink-interface "$UPLINK" \
+	--cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" \
 	>"$RUN/agent.log" 2>&1 &
 pids+=($!)
 
@@ -40,16 +49,21 @@ fi
 
 say "kube-vppctl version"
 ctl version
+say "kube-vppctl show pods (the example pods scheduled on $NODE, plumbed as kubelet's CNI calls would)"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "  (not root: pods get no network namespaces and interfaces; run make demo as root)"
+fi
+ctl show pods
 say "kube-vppctl vppctl -- show interface"
 ctl vppctl -- show interface
 say "kube-vppctl vppctl -- show interface address"
 ctl vppctl -- show interface address
-say "kube-vppctl vppctl -- show ip fib (IPv4 routes kube-vpp added: pod ranges of the other nodes, blackhole for its own)"
+say "kube-vppctl vppctl -- show ip fib (IPv4 routes kube-vpp added: a host route per pod, pod ranges of the other nodes, blackhole for its own)"
 ctl vppctl -- show ip fib
 say "kube-vppctl vppctl -- show ip6 fib"
 ctl vppctl -- show ip6 fib
 
 say "what the agent logged"
-grep -E '"?(created|programmed|added|registered|bound|set admin)' "$RUN/agent.log" | sed 's/^/  /' || true
+grep -E '"?(created|programmed|added|registered|bound|set admin|pod added|fall back)' "$RUN/agent.log" | sed 's/^/  /' || true
 echo
 echo "logs: $RUN/agent.log $RUN/vppsim.log"

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/kube-vpp/kube-vpp/bgp"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
 )
 
 // Client talks to a running agent's control socket.
@@ -48,6 +49,13 @@ func (c *Client) BGP(ctx context.Context) (bgp.Status, error) {
 	var st bgp.Status
 	err := c.do(ctx, http.MethodGet, "/v1/bgp", nil, &st)
 	return st, err
+}
+
+// Pods asks the agent for the pods it plumbed.
+func (c *Client) Pods(ctx context.Context) ([]pods.PodStatus, error) {
+	var list []pods.PodStatus
+	err := c.do(ctx, http.MethodGet, "/v1/pods", nil, &list)
+	return list, err
 }
 
 // CLI passes a command to VPP's debug CLI through the agent.

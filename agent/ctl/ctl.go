@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kube-vpp/kube-vpp/bgp"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
 )
 
 // Backend answers the control requests; the agent implements it.
@@ -23,6 +24,7 @@ type Backend interface {
 	Version(ctx context.Context) VersionInfo
 	Status(ctx context.Context) StatusInfo
 	BGP(ctx context.Context) (bgp.Status, error)
+	Pods(ctx context.Context) ([]pods.PodStatus, error)
 	CLI(ctx context.Context, cmd string) (string, error)
 }
 
@@ -112,6 +114,14 @@ func (s *Server) Serve(ctx context.Context) error {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /v1/pods", func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.backend.Pods(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorReply{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, list)
 	})
 	mux.HandleFunc("POST /v1/cli", s.handleCLI)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kube-vpp/kube-vpp/bgp"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
 )
 
 type fakeBackend struct{ cmds []string }
@@ -26,6 +27,10 @@ func (f *fakeBackend) Status(context.Context) StatusInfo {
 
 func (f *fakeBackend) BGP(context.Context) (bgp.Status, error) {
 	return bgp.Status{ASN: 64512, Peers: []bgp.PeerStatus{{Address: netip.MustParseAddr("192.168.10.1"), ASN: 65000, State: "established"}}}, nil
+}
+
+func (f *fakeBackend) Pods(context.Context) ([]pods.PodStatus, error) {
+	return []pods.PodStatus{{Namespace: "default", Name: "web", Kind: pods.KindTap, IPs: []netip.Addr{netip.MustParseAddr("10.244.0.2")}}}, nil
 }
 
 func (f *fakeBackend) CLI(_ context.Context, cmd string) (string, error) {
@@ -70,6 +75,10 @@ func TestVersionAndCLI(t *testing.T) {
 	b2, err := c.BGP(ctx)
 	if err != nil || b2.ASN != 64512 || len(b2.Peers) != 1 || b2.Peers[0].Address.String() != "192.168.10.1" {
 		t.Fatalf("BGP = %+v, %v", b2, err)
+	}
+	pl, err := c.Pods(ctx)
+	if err != nil || len(pl) != 1 || pl[0].Name != "web" || pl[0].IPs[0].String() != "10.244.0.2" {
+		t.Fatalf("Pods = %+v, %v", pl, err)
 	}
 	out, err := c.CLI(ctx, "show interface")
 	if err != nil || out != "answer to show interface" {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/agent/ctl"
 	"github.com/kube-vpp/kube-vpp/bgp"
+	"github.com/kube-vpp/kube-vpp/cni/pods"
 )
 
 const usage = `kube-vppctl talks to the kube-vpp agent on this node.
@@ -22,6 +23,7 @@ Usage:
   kube-vppctl [--socket PATH] version
   kube-vppctl [--socket PATH] status [--wait DURATION]
   kube-vppctl [--socket PATH] show bgp
+  kube-vppctl [--socket PATH] show pods
   kube-vppctl [--socket PATH] vppctl -- <VPP CLI words>
 
 Commands:
@@ -29,6 +31,7 @@ Commands:
   status    print whether the agent is connected to VPP and in sync; with
             --wait, wait up to DURATION for readiness (exit 1 if never ready)
   show bgp  BGP peers with their state and uptime, advertised and learned routes
+  show pods pods this node plumbed: kind, IPs, VPP interfaces and host routes
   vppctl    pass a command to VPP's debug CLI (cli_inband) and print the answer
 `
 
@@ -72,16 +75,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "show":
-		if len(rest) != 2 || rest[1] != "bgp" {
-			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp)")
+		what := ""
+		if len(rest) == 2 {
+			what = rest[1]
+		}
+		switch what {
+		case "bgp":
+			st, err := c.BGP(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+				return 1
+			}
+			printBGP(stdout, st)
+		case "pods":
+			list, err := c.Pods(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+				return 1
+			}
+			printPods(stdout, list)
+		default:
+			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp | show pods)")
 			return 2
 		}
-		st, err := c.BGP(ctx)
-		if err != nil {
-			fmt.Fprintln(stderr, "kube-vppctl:", err)
-			return 1
-		}
-		printBGP(stdout, st)
 		return 0
 	case "status":
 		return status(ctx, c, rest[1:], stdout, stderr)
@@ -186,4 +202,36 @@ func printBGP(w io.Writer, st bgp.Status) {
 		}
 		fmt.Fprintf(w, "  %-24s via %s\n", l.Prefix, strings.Join(hops, ", "))
 	}
+}
+
+func printPods(w io.Writer, list []pods.PodStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tCONTAINER\tKIND\tIPS\tVPP INTERFACES\tVPP ROUTES")
+	for _, p := range list {
+		ips := make([]string, len(p.IPs))
+		for i, a := range p.IPs {
+			ips[i] = a.String()
+		}
+		ifs := make([]string, len(p.Interfaces))
+		for i, l := range p.Interfaces {
+			ifs[i] = fmt.Sprintf("%s (%d)", l.Name, l.SwIfIndex)
+			if l.Socket != "" {
+				ifs[i] += " " + l.Socket
+			}
+		}
+		id := p.ContainerID
+		if len(id) > 12 {
+			id = id[:12]
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, id, p.Kind,
+			orDash(strings.Join(ips, ",")), orDash(strings.Join(ifs, ", ")), orDash(strings.Join(p.Routes, "; ")))
+	}
+	_ = tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

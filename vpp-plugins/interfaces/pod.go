@@ -90,7 +90,7 @@ func (d *Driver) CreatePod(ctx context.Context, p PodInterface) (PodLink, error)
 	if err != nil {
 		return PodLink{}, fmt.Errorf("pod interface %s: %w", p.Tag, err)
 	}
-	log := d.log.With(zap.String("tag", p.Tag), zap.Uint32("sw_if_index", link.SwIfIndex), zap.String("name", link.Name))
+	log := d.log.With(zap.String("tag", p.Tag), zap.Uint32("sw_if_index", link.SwIfIndex))
 	undo := func(cause error) (PodLink, error) {
 		if err := d.DeletePod(context.WithoutCancel(ctx), link); err != nil {
 			log.Warn("removing a half-made pod interface failed", zap.Error(err))
@@ -120,7 +120,7 @@ func (d *Driver) CreatePod(ctx context.Context, p PodInterface) (PodLink, error)
 	if p.Kind != PodTap { // a TUN has no L2 address
 		link.MAC = macOf(det.L2Address)
 	}
-	log.Info("created pod interface", zap.String("kind", string(p.Kind)))
+	log.Info("created pod interface", zap.String("kind", string(p.Kind)), zap.String("name", link.Name))
 	return link, nil
 }
 
