@@ -183,7 +183,7 @@ func (m *Manager) gc(ctx context.Context, req *cni.Request) error {
 		} `json:"cni.dev/valid-attachments"`
 	}
 	if err := json.Unmarshal(req.Config, &conf); err != nil {
-		return cni.Errorf(types.ErrDecodingFailure, "GC: network configuration: %v", err)
+		return cni.Errorf(types.ErrInvalidNetworkConfig, "GC: network configuration: %v", err)
 	}
 	if conf.Valid == nil {
 		return cni.Errorf(types.ErrInvalidNetworkConfig, "GC: network configuration has no cni.dev/valid-attachments")
