@@ -36,15 +36,7 @@ func TestBenchCNIAdd(t *testing.T) {
 	prefix := benchNetnsPrefix(t)
 
 	dir := t.TempDir()
-	for _, f := range []string{"nodes.yaml", "namespaces.yaml"} {
-		data, err := os.ReadFile(filepath.Join(examplesDir(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyExamples(t, dir, "nodes.yaml", "namespaces.yaml")
 	n := newNode(t)
 	start(t, "vppsim", "--socket", n.apiSock, "--interface", uplinkSpec)
 	start(t, "kube-vpp-agent", n.agentArgs("node-a", dir)...)

@@ -141,15 +141,7 @@ func TestBGPWithFRR(t *testing.T) {
 	tor2 := startFRR(t, f.addSecondToR(), torConfig(tor2IP, false, "198.18.0.0/15"))
 
 	dir := t.TempDir()
-	for _, file := range []string{"nodes.yaml", "namespaces.yaml"} {
-		data, err := os.ReadFile(filepath.Join(examplesDir(t), file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyExamples(t, dir, "nodes.yaml", "namespaces.yaml")
 	svcFile := filepath.Join(dir, "services.yaml")
 	if err := os.WriteFile(svcFile, []byte(bgpServices("node-a", "node-b")), 0o644); err != nil {
 		t.Fatal(err)

@@ -60,15 +60,7 @@ func startCNINode(t *testing.T, podInterface string) *cniNode {
 	t.Helper()
 	requireRootNetns(t)
 	dir := t.TempDir()
-	for _, f := range []string{"nodes.yaml", "namespaces.yaml"} {
-		data, err := os.ReadFile(filepath.Join(examplesDir(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyExamples(t, dir, "nodes.yaml", "namespaces.yaml")
 	if err := os.WriteFile(filepath.Join(dir, "pods.yaml"), []byte(cniPods), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -131,15 +131,7 @@ func TestAgentRejectsInvalidConfig(t *testing.T) {
 // other manifests still load and are programmed.
 func TestBrokenManifestReportedOthersLoad(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"nodes.yaml", "namespaces.yaml"} {
-		data, err := os.ReadFile(filepath.Join(examplesDir(t), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyExamples(t, dir, "nodes.yaml", "namespaces.yaml")
 	// Line 7 holds a tab where YAML forbids one.
 	broken := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: good-one\n---\napiVersion: v1\nkind: Namespace\nmetadata:\n\tname: broken\n"
 	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte(broken), 0o644); err != nil {

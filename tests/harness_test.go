@@ -221,3 +221,18 @@ func removeStandaloneNetns(t *testing.T, stateFile string) {
 		}
 	}
 }
+
+// copyExamples copies the named files of the example cluster into dir, a
+// manifests folder a test then adds to.
+func copyExamples(t *testing.T, dir string, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(examplesDir(t), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -125,17 +125,9 @@ func (a *Allocator) Allocate(req Request) (Record, error) {
 		return r.clone(), nil
 	}
 
-	fixed := map[family]netip.Addr{}
-	for _, ip := range req.Fixed {
-		if err := a.checkAddr("fixed IP", req.Namespace, req.ContainerID, ip); err != nil {
-			return fail(err)
-		}
-		f := familyOf(ip)
-		if _, dup := fixed[f]; dup {
-			return fail(&AddressError{Role: "fixed IP", Addr: ip,
-				Reason: fmt.Sprintf("is a second %s address; a pod gets one per family", f)})
-		}
-		fixed[f] = ip
+	fixed, err := a.checkAddrs("fixed IP", req.Namespace, req.ContainerID, req.Fixed)
+	if err != nil {
+		return fail(err)
 	}
 
 	rec := &Record{ContainerID: req.ContainerID, IfName: req.IfName, Namespace: req.Namespace, Pod: req.Pod, Extra: extra}
@@ -280,17 +272,9 @@ func (a *Allocator) Restore(r Record) error {
 	if len(a.ranges) == 0 {
 		return fail(ErrNoRanges)
 	}
-	byFamily := map[family]netip.Addr{}
-	for _, ip := range r.IPs {
-		if err := a.checkAddr("restored IP", r.Namespace, r.ContainerID, ip); err != nil {
-			return fail(err)
-		}
-		f := familyOf(ip)
-		if _, dup := byFamily[f]; dup {
-			return fail(&AddressError{Role: "restored IP", Addr: ip,
-				Reason: fmt.Sprintf("is a second %s address; a pod gets one per family", f)})
-		}
-		byFamily[f] = ip
+	byFamily, err := a.checkAddrs("restored IP", r.Namespace, r.ContainerID, r.IPs)
+	if err != nil {
+		return fail(err)
 	}
 	if old, ok := a.records[r.ContainerID]; ok {
 		if old.Namespace == r.Namespace && old.Pod == r.Pod && sameAddrs(old.IPs, r.IPs) {
@@ -397,4 +381,21 @@ func joinAddrs(ips []netip.Addr) string {
 		s[i] = ip.String()
 	}
 	return strings.Join(s, ", ")
+}
+
+// checkAddrs checks each of ips as checkAddr does, and that no family
+// comes twice; it returns them by family. a.mu is held.
+func (a *Allocator) checkAddrs(role, namespace, containerID string, ips []netip.Addr) (map[family]netip.Addr, error) {
+	out := map[family]netip.Addr{}
+	for _, ip := range ips {
+		if err := a.checkAddr(role, namespace, containerID, ip); err != nil {
+			return nil, err
+		}
+		f := familyOf(ip)
+		if _, dup := out[f]; dup {
+			return nil, &AddressError{Role: role, Addr: ip, Reason: fmt.Sprintf("is a second %s address; a pod gets one per family", f)}
+		}
+		out[f] = ip
+	}
+	return out, nil
 }
