@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -103,6 +104,12 @@ func New(cfg Config, ifaces *interfaces.Driver, fib *ip.Driver, cluster Cluster,
 // SetNode gives the manager the node's pod ranges and loopback; until it
 // is called CNI ADDs are refused as "try again later".
 func (m *Manager) SetNode(n NodeNetwork) error {
+	m.mu.Lock()
+	same := m.hasNode && m.node.Loopback == n.Loopback && slices.Equal(m.node.PodCIDRs, n.PodCIDRs)
+	m.mu.Unlock()
+	if same {
+		return nil
+	}
 	if err := m.ipam.SetRanges(n.PodCIDRs); err != nil {
 		return fmt.Errorf("node pod CIDRs: %w", err)
 	}
@@ -119,6 +126,7 @@ func (m *Manager) SetNode(n NodeNetwork) error {
 // Invalidate forgets what VPP was believed to hold (VPP reconnected); CNI
 // calls wait for the next Resync.
 func (m *Manager) Invalidate() {
+	m.fib.Invalidate()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.synced = false

@@ -128,6 +128,11 @@ func (d *Driver) createDevice(ctx context.Context, p PodInterface) (PodLink, err
 	link := PodLink{Kind: p.Kind, HostIfName: p.HostIfName, HostNamespace: p.HostNamespace, SocketPath: p.SocketPath, VhostServer: p.VhostServer}
 	switch p.Kind {
 	case PodTap:
+		// host_namespace and host_if_name are string[64]: a longer value
+		// would reach VPP cut short and name another namespace.
+		if len(p.HostNamespace) > 63 || len(p.HostIfName) > 15 {
+			return link, fmt.Errorf("tap %s in %s: namespace path (at most 63 bytes) or interface name (at most 15) too long for tap_create_v3", p.HostIfName, p.HostNamespace)
+		}
 		req := &tapv2.TapCreateV3{
 			ID:           ^uint32(0),
 			UseRandomMac: true,
