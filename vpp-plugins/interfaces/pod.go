@@ -150,9 +150,11 @@ func (d *Driver) createDevice(ctx context.Context, p PodInterface) (PodLink, err
 		link.SwIfIndex = uint32(rep.SwIfIndex)
 	case PodAfPacket:
 		rep, err := d.afp.AfPacketCreateV3(ctx, &af_packet.AfPacketCreateV3{
-			Mode:        af_packet.AF_PACKET_API_MODE_ETHERNET,
-			HostIfName:  p.HostIfName,
-			NumRxQueues: 1, NumTxQueues: 1,
+			Mode: af_packet.AF_PACKET_API_MODE_ETHERNET,
+			// Without it VPP copies the request's (zero) hw_addr as the MAC.
+			UseRandomHwAddr: true,
+			HostIfName:      p.HostIfName,
+			NumRxQueues:     1, NumTxQueues: 1,
 			Flags: af_packet.AF_PACKET_API_FLAG_QDISC_BYPASS | af_packet.AF_PACKET_API_FLAG_CKSUM_GSO,
 		})
 		if err != nil {
@@ -214,9 +216,15 @@ func (d *Driver) DeletePod(ctx context.Context, l PodLink) error {
 		_, err = d.tap.TapDeleteV2(ctx, &tapv2.TapDeleteV2{SwIfIndex: swIf})
 	case PodAfPacket:
 		_, err = d.afp.AfPacketDelete(ctx, &af_packet.AfPacketDelete{HostIfName: l.HostIfName})
+		if isRetval(err, api.SYSCALL_ERROR_1) { // af_packet_delete_if: no such host name
+			err = nil
+		}
 	case PodMemif:
 		if _, err = d.memif.MemifDelete(ctx, &memif.MemifDelete{SwIfIndex: swIf}); err == nil || gone(err) {
 			_, err = d.memif.MemifSocketFilenameAddDelV2(ctx, &memif.MemifSocketFilenameAddDelV2{SocketID: l.memifSocketID})
+			if isRetval(err, api.INVALID_ARGUMENT) { // memif_socket_filename_add_del: no such socket id
+				err = nil
+			}
 		}
 	case PodVhostUser:
 		_, err = d.vhost.DeleteVhostUserIf(ctx, &vhost_user.DeleteVhostUserIf{SwIfIndex: swIf})
@@ -242,6 +250,11 @@ func gone(err error) bool {
 		return true
 	}
 	return false
+}
+
+func isRetval(err error, want api.VPPApiError) bool {
+	var rv api.VPPApiError
+	return errors.As(err, &rv) && rv == want
 }
 
 func macOf(m ethernet_types.MacAddress) net.HardwareAddr {
