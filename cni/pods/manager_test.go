@@ -70,6 +70,19 @@ func TestAddDelTapAndVeth(t *testing.T) {
 				if r, ok := e.m.fib.Programmed(0, netip.MustParsePrefix("10.244.0.2/32")); !ok || r.Paths[0].SwIfIndex != l.SwIfIndex {
 					t.Errorf("host route = %v (%v), want via sw_if_index %d", r, ok, l.SwIfIndex)
 				}
+				// On an L2 link the pod reaches its gateway at VPP's MAC,
+				// without ARP; a TUN link has no MAC at all.
+				neigh := ipIn(t, ns, "neigh", "show", "10.244.0.1", "dev", "eth0")
+				switch kind {
+				case KindVeth:
+					if len(l.MAC) != 6 || !strings.Contains(neigh, "lladdr "+l.MAC.String()+" PERMANENT") {
+						t.Errorf("gateway neighbour %q, want VPP's MAC %s, permanent", neigh, l.MAC)
+					}
+				case KindTap:
+					if l.MAC != nil || strings.TrimSpace(neigh) != "" {
+						t.Errorf("TUN pod: MAC %s, neighbour %q; want neither", l.MAC, neigh)
+					}
+				}
 			}
 
 			// ADD again: the same answer and nothing written to VPP.
