@@ -103,6 +103,7 @@ func New(opts Options) (*Sim, error) {
 	s.registerUnnumbered(reg)
 	s.registerMemif(reg)
 	s.registerVhostUser(reg)
+	s.registerNAT44ED(reg)
 	table, handlers, err := reg.build(opts.CorruptCRC)
 	if err != nil {
 		return nil, err

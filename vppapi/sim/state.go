@@ -140,6 +140,8 @@ type state struct {
 	afPackets afPacketState
 	memif     memifState
 	vhost     vhostState
+
+	nat nat44State
 }
 
 func newState() *state {

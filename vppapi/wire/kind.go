@@ -12,6 +12,6 @@ func ReadOnly(msgName string) bool {
 		"get_first_msg_id", "api_versions", "ip_route_lookup", "ip_route_lookup_v2":
 		return true
 	}
-	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get") ||
+	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get") || strings.Contains(msgName, "_show_") ||
 		strings.Contains(msgName, "_get_") || strings.HasPrefix(msgName, "show_")
 }

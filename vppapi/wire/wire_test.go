@@ -86,7 +86,9 @@ func TestReadOnly(t *testing.T) {
 		"show_version":                 true,
 		"sw_interface_get_table":       true,
 		"get_first_msg_id":             true,
-		"nat44_show_running_config":    false, // conservative: unknown names are writes
+		"nat44_show_running_config":    true,
+		"nat44_ed_show_fq_options":     true,
+		"nat44_ed_set_fq_options":      false,
 		"sw_interface_add_del_address": false,
 		"ip_route_add_del":             false,
 		"create_loopback":              false,
