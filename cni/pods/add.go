@@ -379,7 +379,8 @@ func (m *Manager) result(rec ipam.Record, pl plumbing, links []interfaces.PodLin
 	res := &types100.Result{CNIVersion: "1.1.0", DNS: conf.DNS}
 	podIf := -1
 	if pl.HostVeth != "" {
-		res.Interfaces = append(res.Interfaces, &types100.Interface{Name: pl.HostVeth, Mac: links[0].MAC.String()})
+		// The host end of the veth; VPP's af_packet interface on it has a MAC of its own.
+		res.Interfaces = append(res.Interfaces, &types100.Interface{Name: pl.HostVeth})
 	}
 	if pl.Linux != "" {
 		podIf = len(res.Interfaces)
