@@ -117,6 +117,7 @@ type natDB struct {
 	mappings                     pool[*staticMapping]
 	toResolve                    []*smResolve
 	o2i, i2o                     map[smKey]*staticMapping
+	sessions                     natSessions // nat44ed_sessions.go
 }
 
 // nat44State is the NAT44-ED plugin's state; the zero value is a plugin

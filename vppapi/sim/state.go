@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"go.fd.io/govpp/api"
 )
@@ -142,6 +143,8 @@ type state struct {
 	vhost     vhostState
 
 	nat nat44State
+	// clock is the simulated time since start; Sim.Advance moves it.
+	clock time.Duration
 }
 
 func newState() *state {

@@ -45,6 +45,15 @@ type Result struct {
 	NextHop    netip.Addr
 	Reason     string // why it was dropped, rejected or delivered
 	Steps      []Step
+	// Translations are the rewrites NAT applied, in the order applied.
+	Translations []Translation
+}
+
+// Translation is one address and port rewrite of a packet.
+type Translation struct {
+	Node     string // the VPP node that rewrote, e.g. nat44-ed-out2in-slowpath
+	Kind     string // "dnat" (destination rewritten) or "snat" (source)
+	From, To netip.AddrPort
 }
 
 // evalCtx is one packet's walk through the graph.
@@ -99,6 +108,7 @@ func (a featureArc) walk(c *evalCtx) bool {
 func inputArc(af afi) featureArc {
 	return featureArc{name: af.String() + "-unicast", nodes: []featureNode{
 		{name: af.String() + "-not-enabled", run: notEnabled},
+		{name: "nat44-ed", run: natInput}, // after acl-plugin-in-ip4-fa, nat44_ed_eval.go
 	}}
 }
 
