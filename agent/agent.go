@@ -99,6 +99,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pods, err = pods.New(pods.Config{
 		StateDir: p.StateDir, MemifDir: p.MemifDir, VhostDir: p.VhostDir, MTU: p.MTU,
 		DefaultKind: podDefaultKind(p, a.log),
+		Connection: func() uint64 {
+			info, err := a.vpp.Info()
+			if err != nil {
+				return 0 // not connected: no connection is current
+			}
+			return info.Connection
+		},
 	}, a.ifaces, a.podFIB, cluster{src: src, manifests: a.cfg.Kubernetes.Manifests != "", log: a.log}, a.log)
 	if err != nil {
 		return err

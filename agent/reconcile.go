@@ -121,8 +121,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			return nil
 		case <-changed:
 		case <-a.vpp.Resync():
-			// VPP is new or back: what it holds must be read again.
-			a.pods.Invalidate()
+			// VPP is new or back. The pod manager sees the new connection
+			// itself and re-reads VPP at this sync.
 		case <-retry.C:
 		case <-a.routing.changed:
 			if a.vpp.Connected() {

@@ -54,6 +54,9 @@ type Info struct {
 	Version   string // show_version's version, e.g. 25.10-release
 	BuildDate string
 	PID       uint32 // vpe_pid: changes when VPP restarts
+	// Connection counts this client's connections, from 1: state read from
+	// VPP under an older number may be stale.
+	Connection uint64
 }
 
 // Client is a supervised connection to VPP. It implements api.Connection, so
@@ -121,13 +124,18 @@ func (c *Client) Info() (Info, error) {
 // ctx's error otherwise. VPP's forwarding state is never touched here: losing
 // the socket only pauses programming.
 func (c *Client) Run(ctx context.Context) error {
-	var lastPID uint32
+	var (
+		lastPID     uint32
+		connections uint64
+	)
 	first := true
 	for {
 		conn, info, err := c.connectWithBackoff(ctx)
 		if err != nil {
 			return err
 		}
+		connections++
+		info.Connection = connections
 		restarted := !first && info.PID != lastPID
 		c.setConn(conn, info)
 		if first {

@@ -42,6 +42,10 @@ type Config struct {
 	// one get veth there too.
 	DefaultKind Kind
 	MTU         int
+	// Connection reports which VPP connection is current (it changes when
+	// VPP reconnects or restarts); pods reconciled under another one wait
+	// for the next Resync. Nil means one connection for the manager's life.
+	Connection func() uint64
 }
 
 // Cluster is what the manager reads from and writes to Kubernetes.
@@ -79,7 +83,8 @@ type Manager struct {
 	mu      sync.Mutex
 	node    NodeNetwork
 	hasNode bool
-	synced  bool                            // a resync succeeded on the current VPP connection
+	synced  bool                            // a resync succeeded ...
+	epoch   uint64                          // ... on this VPP connection (Config.Connection)
 	links   map[string][]interfaces.PodLink // by container ID
 }
 
@@ -136,7 +141,16 @@ func (m *Manager) Invalidate() {
 func (m *Manager) Synced() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.synced
+	return m.syncedLocked()
+}
+
+func (m *Manager) syncedLocked() bool { return m.synced && m.epoch == m.connection() }
+
+func (m *Manager) connection() uint64 {
+	if m.cfg.Connection == nil {
+		return 0
+	}
+	return m.cfg.Connection()
 }
 
 func (m *Manager) nodeNetwork() (NodeNetwork, error) {
@@ -145,7 +159,7 @@ func (m *Manager) nodeNetwork() (NodeNetwork, error) {
 	switch {
 	case !m.hasNode:
 		return NodeNetwork{}, cni.Errorf(types.ErrTryAgainLater, "agent not ready: this node's pod CIDRs and loopback are not programmed yet")
-	case !m.synced:
+	case !m.syncedLocked():
 		return NodeNetwork{}, cni.Errorf(types.ErrTryAgainLater, "agent not ready: pod interfaces not yet reconciled with VPP")
 	}
 	return m.node, nil

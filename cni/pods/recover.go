@@ -32,6 +32,7 @@ import (
 func (m *Manager) Resync(ctx context.Context) error {
 	m.ops.Lock()
 	defer m.ops.Unlock()
+	epoch := m.connection() // what is read below belongs to this connection
 	m.mu.Lock()
 	node, hasNode := m.node, m.hasNode
 	m.synced = false
@@ -134,7 +135,7 @@ func (m *Manager) Resync(ctx context.Context) error {
 		return fmt.Errorf("pods resync: %w", err)
 	}
 	m.mu.Lock()
-	m.synced = true
+	m.synced, m.epoch = true, epoch
 	m.mu.Unlock()
 	m.log.Info("pods reconciled with VPP", zap.Int("adopted", len(adopted)), zap.Int("remade", len(remake)), zap.Int("released", released))
 	return nil

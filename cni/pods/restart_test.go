@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -184,5 +185,32 @@ func TestStandalonePlumbsManifestPods(t *testing.T) {
 	}
 	if _, err := os.Stat(pl.Netns); !os.IsNotExist(err) {
 		t.Errorf("the standalone pod's namespace %s is still there: %v", pl.Netns, err)
+	}
+}
+
+// TestNewVPPConnectionWaitsForResync: pods reconciled under one VPP
+// connection are not served under the next until a Resync re-reads VPP.
+func TestNewVPPConnectionWaitsForResync(t *testing.T) {
+	e := newTestEnv(t, KindVeth)
+	var conn atomic.Uint64
+	conn.Store(1)
+	e.cfg.Connection = conn.Load
+	e.m = e.start()
+	ns := newNetns(t)
+	if _, err := e.add(containerID(700), ns, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Store(2) // the agent's VPP client reconnected
+	if e.m.Synced() {
+		t.Error("Synced under a new connection before any Resync")
+	}
+	if _, err := e.add(containerID(701), newNetns(t), "default", "other"); cniCode(err) != 11 {
+		t.Errorf("ADD before the resync = %v, want code 11 (try again later)", err)
+	}
+	if err := e.m.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Serve(context.Background(), request("CHECK", containerID(700), ns, "default", "web")); err != nil {
+		t.Errorf("CHECK after the resync: %v", err)
 	}
 }
