@@ -39,7 +39,8 @@ func startAgent(t *testing.T, apiSock string) (*Agent, <-chan error) {
 		t.Fatal(err)
 	}
 	cfg, err := config.Load([]string{"--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
-		"--ctl-socket", filepath.Join(dir, "ctl.sock"), "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0"})
+		"--ctl-socket", filepath.Join(dir, "ctl.sock"), "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
+		"--cni-socket", filepath.Join(dir, "cni.sock"), "--state-dir", filepath.Join(dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
