@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
+	"github.com/kube-vpp/kube-vpp/vppapi"
 	"github.com/kube-vpp/kube-vpp/vppapi/sim"
 	"github.com/kube-vpp/kube-vpp/vppapi/sim/simtest"
 	"github.com/kube-vpp/kube-vpp/vppapi/tag"
@@ -162,17 +162,15 @@ func memifSockets(t *testing.T, env *simtest.Env) map[string]uint32 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]uint32{}
-	for {
-		d, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range list {
 		out[d.SocketFilename] = d.SocketID
 	}
+	return out
 }
 
 // unnumberedOf is ip_unnumbered_dump for one interface: the lender's index,
@@ -185,15 +183,12 @@ func unnumberedOf(t *testing.T, env *simtest.Env, swIfIndex uint32) (uint32, boo
 	if err != nil {
 		t.Fatal(err)
 	}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var lender []uint32
-	for {
-		d, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range list {
 		if uint32(d.SwIfIndex) == swIfIndex {
 			lender = append(lender, uint32(d.IPSwIfIndex))
 		}
