@@ -29,6 +29,7 @@ func run(args []string) int {
 	socket := fs.String("socket", "/run/vpp/api.sock", "API socket to listen on")
 	debug := fs.Bool("debug", false, "log every request")
 	noVhostNet := fs.Bool("no-vhost-net", false, "fail tap_create_v3 as VPP does on a host without /dev/vhost-net")
+	noHost := fs.Bool("no-host", false, "make only VPP's side of taps, af_packet, memif and vhost-user interfaces: no namespaces, devices or sockets on the host")
 	var ifaces, corrupt listFlag
 	fs.Var(&ifaces, "interface", "NIC present at start, as NAME or NAME=ADDR/LEN[,ADDR/LEN...], admin up (repeatable)")
 	fs.Var(&corrupt, "corrupt-crc", "advertise a wrong CRC for this message (repeatable; for testing clients)")
@@ -38,7 +39,7 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	opts := sim.Options{PID: uint32(os.Getpid()), CorruptCRC: corrupt, NoVhostNet: *noVhostNet}
+	opts := sim.Options{PID: uint32(os.Getpid()), CorruptCRC: corrupt, NoVhostNet: *noVhostNet, NoHost: *noHost}
 	for _, spec := range ifaces {
 		s, err := parseInterface(spec)
 		if err != nil {

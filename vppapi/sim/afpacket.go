@@ -62,7 +62,13 @@ func (s *Sim) afPacketCreateV3(m *af_packet.AfPacketCreateV3) []api.Message {
 	if dev, dup := st.byHostName(name); dup {
 		return reply(int32(api.IF_ALREADY_EXISTS), dev.swIfIndex)
 	}
-	host, herr := bindHostInterface(name)
+	// Under NoHost the host interface is taken as present and up; with no
+	// Linux index, admin state changes reach no host link.
+	var host hostInterface
+	var herr *hostErr
+	if !s.noHost {
+		host, herr = bindHostInterface(name)
+	}
 	if herr != nil {
 		s.log.Info("af_packet_create_v3 failed", zap.String("host_if_name", name), zap.Int32("retval", herr.rv), zap.Error(herr))
 		return reply(herr.rv, 0)
@@ -122,12 +128,14 @@ func (s *Sim) afPacketDump(*af_packet.AfPacketDump) []api.Message {
 
 // afPacketAdminUpDown is af_packet_interface_admin_up_down: the hardware
 // link follows the admin state and so does the Linux interface, except for
-// a bridge.
+// a bridge. A NoHost interface has no Linux index (0) to follow.
 func (st *state) afPacketAdminUpDown(ifc *iface, up bool) {
 	dev, ok := st.afPackets.byIndex[ifc.index]
-	if !ok || dev.host.index < 0 {
+	if !ok || dev.host.isBridge {
 		return
 	}
 	ifc.linkUp = up
-	_ = setHostLinkState(dev.host.index, up) // VPP ignores the result
+	if dev.host.index > 0 {
+		_ = setHostLinkState(dev.host.index, up) // VPP ignores the result
+	}
 }

@@ -34,15 +34,14 @@ func recursiveMkdir(path string) error {
 	return nil
 }
 
-// memifCreateV2 is vl_api_memif_create_v2_t_handler. The reply's
-// sw_if_index is 0 unless memif_create_if got as far as registering the
-// interface (and then it is set even if the listener failed after).
 // memifListen is clib_socket_init for a memif listener (local only,
 // server, SOCK_SEQPACKET). It keeps clib_socket_init's quirks: a "unix:"
 // prefix is skipped for parsing but the bound path is copied from the
 // unskipped text, an abstract name's length counts its trailing NUL, and a
-// stale socket file nobody listens on is replaced.
-func memifListen(config string) (*hostListener, error) {
+// stale socket file nobody listens on is replaced. With noHost it only
+// parses the name, as far as that needs no host, and listens nowhere: the
+// listener is nil.
+func memifListen(config string, noHost bool) (*hostListener, error) {
 	p, abstract := config, false
 	switch {
 	case strings.HasPrefix(p, "unix:"):
@@ -53,7 +52,7 @@ func memifListen(config string) (*hostListener, error) {
 	name, rest := socketName(p)
 	if abstract {
 		var err error
-		if rest, err = netnsOptions(rest); err != nil {
+		if rest, err = netnsOptions(rest, !noHost); err != nil {
 			return nil, err
 		}
 	}
@@ -64,10 +63,16 @@ func memifListen(config string) (*hostListener, error) {
 		if len(name)+1 > 106 {
 			return nil, fmt.Errorf("socket name %q too long", name)
 		}
+		if noHost {
+			return nil, nil
+		}
 		return listenHost("unixpacket", "@"+name+"\x00")
 	}
 	if len(name)+1 > 107 {
 		return nil, fmt.Errorf("file path %q too long", name)
+	}
+	if noHost {
+		return nil, nil
 	}
 	path := config[:min(len(name)+1, len(config))]
 	if i := strings.IndexByte(path, 0); i >= 0 {
@@ -102,9 +107,10 @@ func socketName(p string) (name, rest string) {
 }
 
 // netnsOptions checks the ",netns_name=" / ",netns_pid=" options of an
-// abstract socket the way clib_socket_init opens them. The simulator does
-// not enter the namespace: it listens in its own.
-func netnsOptions(rest string) (string, error) {
+// abstract socket the way clib_socket_init opens them (the opening only
+// when open is set). The simulator does not enter the namespace: it
+// listens in its own.
+func netnsOptions(rest string, open bool) (string, error) {
 	for strings.HasPrefix(rest, ",") {
 		opt := rest[1:]
 		var path string
@@ -125,6 +131,9 @@ func netnsOptions(rest string) (string, error) {
 			rest, path = digits, "/proc/"+pid+"/ns/net"
 		default:
 			return rest, nil
+		}
+		if !open {
+			continue
 		}
 		f, err := os.Open(path)
 		if err != nil {

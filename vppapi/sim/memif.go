@@ -62,6 +62,7 @@ type memifState struct {
 	ifs        []*memifIf              // the interfaces pool, by dev instance
 	free       []uint32
 	seed       uint32 // the static seed of memif_get_unused_socket_id
+	noHost     bool   // Options.NoHost: no folders, no listeners
 }
 
 // memifArgs is memif_create_if_args_t.
@@ -98,6 +99,7 @@ func (s *Sim) memifMain() *memifState {
 		ms.runtimeDir = s.runtimeDir()
 	}
 	ms.sockets = map[uint32]*memifSocket{}
+	ms.noHost = s.noHost
 	if rv := ms.socketFilenameAddDel(true, 0, memifDefaultSocketFilename); rv != 0 {
 		s.log.Warn("memif default socket", zap.String("runtime_dir", ms.runtimeDir), zap.Int32("retval", rv))
 	}
@@ -204,7 +206,7 @@ func (ms *memifState) socketFilenameAddDel(add bool, id uint32, filename string)
 		if i := strings.LastIndexByte(filename, '/'); i >= 0 {
 			dir += filename[:i]
 		}
-		if recursiveMkdir(dir) != nil {
+		if !ms.noHost && recursiveMkdir(dir) != nil {
 			return int32(api.SYSCALL_ERROR_1)
 		}
 		name = ms.runtimeDir + "/" + filename
@@ -219,6 +221,9 @@ func (ms *memifState) socketFilenameAddDel(add bool, id uint32, filename string)
 	return 0
 }
 
+// memifCreateV2 is vl_api_memif_create_v2_t_handler. The reply's
+// sw_if_index is 0 unless memif_create_if got as far as registering the
+// interface (and then it is set even if the listener failed after).
 func (s *Sim) memifCreateV2(m *memif.MemifCreateV2) []api.Message {
 	idx, rv := s.memifCreateRequest(m)
 	return []api.Message{&memif.MemifCreateV2Reply{Retval: rv, SwIfIndex: idx}}
@@ -302,7 +307,7 @@ func (s *Sim) memifCreateIf(ms *memifState, args *memifArgs) int32 {
 
 	// The first interface on a listener socket starts listening.
 	if sock.isListener && sock.refCnt == 0 {
-		ln, err := memifListen(sock.filename)
+		ln, err := memifListen(sock.filename, s.noHost)
 		if err != nil {
 			s.log.Info("memif listener failed", zap.String("socket", sock.filename), zap.Error(err))
 			s.memifDeleteIf(ms, mif)

@@ -40,6 +40,15 @@ type Options struct {
 	// /dev/vhost-net (SYSCALL_ERROR_1, after the tap device was made). By
 	// default the simulator does without vhost-net, which it never needs.
 	NoVhostNet bool
+	// NoHost keeps the simulator off the host: tap_create_v3,
+	// af_packet_create_v3, memif and vhost-user make only VPP's side of
+	// their interfaces. No network namespace is opened, no device, socket
+	// or folder is made, and af_packet does not need its host interface to
+	// exist. Replies and dumps are what they would be with the host side
+	// in place: the same checks (less those of host state), names and
+	// sw_if_index allocation. For offline use (kube-vppctl trace
+	// --manifests), where the whole node is simulated in one process.
+	NoHost bool
 }
 
 // InterfaceSpec describes an interface present at start, outside the agent's ownership.
@@ -56,6 +65,7 @@ type Sim struct {
 	pid        uint32
 	started    time.Time
 	noVhostNet bool
+	noHost     bool
 
 	table    *msgTable
 	handlers map[uint16]*handler
@@ -87,6 +97,7 @@ func New(opts Options) (*Sim, error) {
 	s := &Sim{
 		log:        log,
 		noVhostNet: opts.NoVhostNet,
+		noHost:     opts.NoHost,
 		pid:        pid,
 		started:    time.Now(),
 		handlers:   map[uint16]*handler{},

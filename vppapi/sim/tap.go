@@ -147,7 +147,13 @@ func (s *Sim) createTap(m *tapv2.TapCreateV3) (*iface, int32) {
 	if m.HostMtuSet {
 		req.mtu, dev.hostMTU = m.HostMtuSize, m.HostMtuSize
 	}
-	host, herr := openHostTap(req)
+	var host *hostTap
+	var herr *hostErr
+	if s.noHost {
+		host, herr = st.virtualHostTap(req)
+	} else {
+		host, herr = openHostTap(req)
+	}
 	if herr != nil {
 		host.close(true)
 		s.log.Info("tap_create_v3 failed", zap.Uint32("id", id), zap.String("host_if_name", hostName),
@@ -188,6 +194,38 @@ func (s *Sim) createTap(m *tapv2.TapCreateV3) (*iface, int32) {
 	s.log.Info("tap created", zap.String("interface", name), zap.Uint32("sw_if_index", ifc.index),
 		zap.String("host_if_name", dev.hostIfName), zap.String("host_namespace", dev.hostNS))
 	return ifc, 0
+}
+
+// hostIfNameMax is IFNAMSIZ-1, the longest name the kernel keeps.
+const hostIfNameMax = 15
+
+// virtualHostTap stands in for openHostTap under Options.NoHost: only the
+// name the kernel would answer is worked out (the requested one cut to
+// IFNAMSIZ-1, else the first free tapN or tunN among the simulator's own
+// devices in that namespace). NoVhostNet still fails as it does with a host.
+func (st *tapState) virtualHostTap(req tapRequest) (*hostTap, *hostErr) {
+	if req.noVhostNet {
+		return nil, failed(api.SYSCALL_ERROR_1, "open '/dev/vhost-net': no such file or directory")
+	}
+	name := truncate(req.name, hostIfNameMax)
+	if name == "" {
+		used := map[string]bool{}
+		for _, dev := range st.byIndex {
+			if dev.hostNS == req.namespace {
+				used[dev.hostIfName] = true
+			}
+		}
+		pattern := "tap%d"
+		if req.tun {
+			pattern = "tun%d"
+		}
+		for n := 0; ; n++ {
+			if name = fmt.Sprintf(pattern, n); !used[name] {
+				break
+			}
+		}
+	}
+	return &hostTap{name: name}, nil
 }
 
 func ringSize(sz uint16) uint16 {

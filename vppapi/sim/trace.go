@@ -10,9 +10,11 @@ import (
 
 // Packet is the header of a packet arriving on a VPP interface.
 type Packet struct {
-	Ingress          uint32 // sw_if_index it arrives on
-	Src, Dst         netip.Addr
-	Protocol         uint8 // IP protocol: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6
+	Ingress  uint32 // sw_if_index it arrives on
+	Src, Dst netip.Addr
+	// Protocol is the IP protocol: 6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6. An
+	// ICMP or ICMPv6 packet is taken to be an echo request.
+	Protocol         uint8
 	SrcPort, DstPort uint16
 }
 
@@ -24,9 +26,11 @@ const (
 	Forwarded Verdict = "forwarded"
 	// Dropped packets go to an error-drop node.
 	Dropped Verdict = "dropped"
-	// Local packets are delivered to VPP itself (ip4-local / ip6-local).
+	// Local packets are delivered to VPP itself and answered by it: an
+	// ICMP echo request to one of its addresses.
 	Local Verdict = "local"
-	// Rejected packets are answered with an ICMP error or reset by a feature.
+	// Rejected packets are answered with an ICMP error or a reset, by a
+	// feature or by VPP's own stack (a UDP port nobody listens on).
 	Rejected Verdict = "rejected"
 )
 
@@ -199,8 +203,7 @@ func (c *evalCtx) lookup(tableID uint32, depth int) bool {
 	c.step(node, "fib %d %s via %s", tableID, r.prefix, describePath(c.st, p))
 	switch p.kind {
 	case pathReceive:
-		c.step(c.af.String()+"-local", "for %s", c.pkt.Dst)
-		return c.end(Local, fmt.Sprintf("%s is an address of this node (%s)", c.pkt.Dst, r.prefix))
+		return c.local(tableID, false, fmt.Sprintf("%s is an address of this node (%s)", c.pkt.Dst, r.prefix))
 	case pathDeag:
 		return c.lookup(p.tableID, depth+1)
 	case pathExclusive:
@@ -217,12 +220,17 @@ func (c *evalCtx) lookup(tableID uint32, depth int) bool {
 // route whose interface paths are all down.
 func (c *evalCtx) special(r route, p path) bool {
 	switch p.action {
+	// ip_null_dpo.c: the ip4-null / ip6-null node answers with an ICMP
+	// error to the sender (host unreachable, or administratively
+	// prohibited) through ip4-icmp-error.
 	case actICMPUnreach:
-		c.step(c.af.String()+"-icmp-error", "destination unreachable")
-		return c.end(Dropped, fmt.Sprintf("%s is unreachable (%s)", r.prefix, c.af))
+		c.step(c.af.String()+"-null", "send ICMP unreachable")
+		c.step(c.af.String()+"-icmp-error", "destination unreachable (host) to %s", c.pkt.Src)
+		return c.end(Rejected, fmt.Sprintf("%s is unreachable: ICMP destination unreachable sent", r.prefix))
 	case actICMPProhibit:
-		c.step(c.af.String()+"-icmp-error", "administratively prohibited")
-		return c.end(Dropped, fmt.Sprintf("%s is prohibited", r.prefix))
+		c.step(c.af.String()+"-null", "send ICMP prohibited")
+		c.step(c.af.String()+"-icmp-error", "administratively prohibited to %s", c.pkt.Src)
+		return c.end(Rejected, fmt.Sprintf("%s is prohibited: ICMP administratively prohibited sent", r.prefix))
 	}
 	c.step(c.af.String()+"-drop", "")
 	for _, q := range r.paths {
@@ -286,10 +294,111 @@ func (c *evalCtx) rewrite(swIfIndex uint32, nh netip.Addr) bool {
 func (c *evalCtx) linkLocal() bool {
 	c.step("ip6-link-local", "on %s", c.ingress.name)
 	if c.pkt.Dst == c.ingress.linkLocal() {
-		c.step("ip6-local", "for %s", c.pkt.Dst)
-		return c.end(Local, fmt.Sprintf("%s is the link-local address of %s", c.pkt.Dst, c.ingress.name))
+		return c.local(0, true, fmt.Sprintf("%s is the link-local address of %s", c.pkt.Dst, c.ingress.name))
 	}
 	return c.end(Dropped, fmt.Sprintf("no link-local neighbour %s on %s", c.pkt.Dst, c.ingress.name))
+}
+
+// IP protocols ip4-local and ip6-local dispatch on.
+const (
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+)
+
+// local is ip4-receive / ip6-receive, the receive DPO's node, which runs
+// ip4-local's code (ip4_local_inline, ip6_local_inline in
+// src/vnet/ip/ip{4,6}_forward.c): a source check, then the next node by IP
+// protocol (local_next_by_ip_protocol). ip_lookup_init sends ICMP to
+// ip4-icmp-input and UDP to ip4-udp-lookup and punts every other protocol;
+// TCP is registered only by tcp_main_enable (src/vnet/tcp/tcp.c), which
+// runs when the session layer is enabled, and the simulator never enables
+// it. tableID is the table the destination was found in (the source is
+// looked up there too); linkLocal says it was the interface's link-local one.
+func (c *evalCtx) local(tableID uint32, linkLocal bool, why string) bool {
+	af := c.af.String()
+	c.step(af+"-receive", "%s", why)
+	if reason := c.sourceCheck(tableID, linkLocal); reason != "" {
+		c.step(af+"-drop", "%s", reason)
+		return c.end(Dropped, fmt.Sprintf("%s: %s", why, reason))
+	}
+	icmp := uint8(protoICMP)
+	if c.af == af6 {
+		icmp = protoICMPv6
+	}
+	switch c.pkt.Protocol {
+	case icmp:
+		// The ping plugin registers echo request with ip4_icmp_register_type
+		// (icmp6_register_type); that node turns the packet into the reply.
+		c.step(af+"-icmp-input", "echo request")
+		c.step(af+"-icmp-echo-request", "reply to %s", c.pkt.Src)
+		return c.end(Local, fmt.Sprintf("%s; VPP answers the echo request", why))
+	case protoUDP:
+		// udp46_local_inline (src/vnet/udp/udp_local.c): no node registered
+		// for the port, unknown ports not punted, unreachables not disabled.
+		c.step(af+"-udp-lookup", "UDP: src-port %d dst-port %d (no listener)", c.pkt.SrcPort, c.pkt.DstPort)
+		c.step(af+"-icmp-error", "destination unreachable, port unreachable")
+		return c.end(Rejected, fmt.Sprintf("%s; no listener for UDP port %d in %s-udp-lookup: VPP answers ICMP port unreachable",
+			why, c.pkt.DstPort, af))
+	}
+	c.step(af+"-punt", "protocol %d", c.pkt.Protocol)
+	c.step("error-punt", "unknown ip protocol")
+	if c.pkt.Protocol == protoTCP {
+		return c.end(Dropped, fmt.Sprintf("%s; TCP is not registered in %s-local (the session layer is not enabled): punted and dropped", why, af))
+	}
+	return c.end(Dropped, fmt.Sprintf("%s; IP protocol %d is not registered in %s-local: punted and dropped", why, c.pkt.Protocol, af))
+}
+
+// sourceCheck is ip4_local_check_src and ip6-local's loose uRPF check; it
+// returns why the packet is dropped, "" when it passes. IPv4 drops a source
+// that is one of VPP's own addresses, then one with no route that names an
+// interface (broadcasts excepted); IPv6 checks only the latter, and not for
+// ICMPv6 or link-local sources. Packets NAT translated skip the check
+// (ip4_local_classify's IP_LOCAL_PACKET_TYPE_NAT).
+func (c *evalCtx) sourceCheck(tableID uint32, linkLocal bool) string {
+	if c.af == af4 && len(c.res.Translations) > 0 {
+		return ""
+	}
+	if c.af == af6 && (c.pkt.Protocol == protoICMPv6 || c.pkt.Src.IsLinkLocalUnicast()) {
+		return ""
+	}
+	if linkLocal {
+		// The link-local table holds only link-local prefixes.
+		return fmt.Sprintf("ip6 source lookup miss: no route to %s", c.pkt.Src)
+	}
+	r, ok := c.st.lookup(tableID, c.pkt.Src)
+	if !ok {
+		return fmt.Sprintf("%s source lookup miss: %s table %d does not exist", c.af, c.af, tableID)
+	}
+	if c.af == af4 && len(r.paths) > 0 && r.pickPath(0).kind == pathReceive {
+		return fmt.Sprintf("ip4 spoofed local-address packet: source %s is an address of this node", c.pkt.Src)
+	}
+	if !c.st.urpfNonEmpty(r, 0) && c.pkt.Dst != netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return fmt.Sprintf("%s source lookup miss: the route to %s (%s) names no interface", c.af, c.pkt.Src, r.prefix)
+	}
+	return ""
+}
+
+// urpfNonEmpty says whether a route's uRPF list has an interface:
+// fib_path_contribute_urpf adds the interface of every attached path,
+// resolved or not, and a recursive path's via entry's list; special,
+// receive and table lookup paths add none.
+func (st *state) urpfNonEmpty(r route, depth int) bool {
+	for _, p := range r.paths {
+		switch p.kind {
+		case pathAttached, pathAttachedNextHop:
+			return true
+		case pathRecursive:
+			if depth >= maxChain {
+				continue
+			}
+			if via, ok := st.lookup(p.tableID, p.nextHop); ok && st.urpfNonEmpty(via, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func describePath(st *state, p path) string {

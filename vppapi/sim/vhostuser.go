@@ -25,7 +25,8 @@ type vhostIf struct {
 	dev          uint32
 	ifc          *iface
 	sockFilename string
-	server       *hostListener // unix_server_index: nil for a client
+	isServer     bool
+	server       *hostListener // unix_server_index: nil for a client and under NoHost
 	// Options kept from the create or modify request; until a driver
 	// negotiates, the features VPP reports stay 0.
 	disableMrgRxbuf, disableIndirect bool
@@ -139,7 +140,7 @@ func (vs *vhostState) nextSeed() uint32 {
 
 // vuiInit is vhost_user_vui_init: a server interface owns its listener.
 func (vs *vhostState) vuiInit(vui *vhostIf, ln *hostListener, args *vhostArgs) {
-	vui.server = ln
+	vui.server, vui.isServer = ln, args.server
 	vui.sockFilename = args.sockFilename
 	vui.disableMrgRxbuf, vui.disableIndirect = args.disableMrgRxbuf, args.disableIndirect
 	vui.gso, vui.packed, vui.eventIdx = args.gso, args.packed, args.eventIdx
@@ -174,8 +175,12 @@ func (vs *vhostState) put(vui *vhostIf) {
 }
 
 // vhostInitServerSock is vhost_user_init_server_sock: whatever file is at
-// the path is unlinked, then the (107-byte truncated) path is bound.
+// the path is unlinked, then the (107-byte truncated) path is bound. Under
+// NoHost nothing is bound and the listener is nil.
 func (s *Sim) vhostInitServerSock(filename string) (*hostListener, int32) {
+	if s.noHost {
+		return nil, 0
+	}
 	_ = syscall.Unlink(filename)
 	ln, err := listenHost("unix", sunPath(filename))
 	if err != nil {
@@ -282,7 +287,8 @@ func (s *Sim) vhostDeleteIf(vui *vhostIf) {
 // swInterfaceVhostUserDump is vl_api_sw_interface_vhost_user_dump_t_handler:
 // a filter naming no interface ends the dump empty. Nothing has connected,
 // so features, header size and regions are 0; a client's sock_errno is
-// what vhost_user_process's connect attempt gets now.
+// what vhost_user_process's connect attempt gets now, and under NoHost 0,
+// as vhost_user_vui_init leaves it before any attempt.
 func (s *Sim) swInterfaceVhostUserDump(m *vhost_user.SwInterfaceVhostUserDump) []api.Message {
 	vs := &s.st.vhost
 	filter := uint32(m.SwIfIndex)
@@ -297,10 +303,10 @@ func (s *Sim) swInterfaceVhostUserDump(m *vhost_user.SwInterfaceVhostUserDump) [
 		d := &vhost_user.SwInterfaceVhostUserDetails{
 			SwIfIndex:     interface_types.InterfaceIndex(vui.ifc.index),
 			InterfaceName: cString(vui.ifc.name, 63),
-			IsServer:      vui.server != nil,
+			IsServer:      vui.isServer,
 			SockFilename:  vui.sockFilename,
 		}
-		if vui.server == nil {
+		if !vui.isServer && !s.noHost {
 			d.SockErrno = connectErrno(sunPath(vui.sockFilename))
 		}
 		out = append(out, d)
