@@ -181,7 +181,7 @@ func (s *Sim) nat44AddDelAddressRange(m *nat.Nat44AddDelAddressRange) []api.Mess
 		if m.IsAdd {
 			rv = s.st.nat.addAddress(a, m.VrfID, twice)
 		} else {
-			rv = s.st.nat.delAddress(a, twice)
+			rv = s.st.nat.delAddress(a, twice, s.st.clock)
 		}
 	}
 	return []api.Message{&nat.Nat44AddDelAddressRangeReply{Retval: rv}}
@@ -380,14 +380,14 @@ func (s *Sim) nat44AddDelLbStaticMapping(m *nat.Nat44AddDelLbStaticMapping) []ap
 		}
 		rv = s.st.nat.addLBMapping(r)
 	} else {
-		rv = s.st.nat.delLBMapping(ext, m.ExternalPort, m.Protocol, flags)
+		rv = s.st.nat.delLBMapping(ext, m.ExternalPort, m.Protocol, flags, s.st.clock)
 	}
 	return []api.Message{&nat.Nat44AddDelLbStaticMappingReply{Retval: rv}}
 }
 
 func (s *Sim) nat44LbStaticMappingAddDelLocal(m *nat.Nat44LbStaticMappingAddDelLocal) []api.Message {
 	l := smLocal{addr: ip4(m.Local.Addr), port: m.Local.Port, probability: m.Local.Probability, vrf: m.Local.VrfID}
-	rv := s.st.nat.addDelLBLocal(ip4(m.ExternalAddr), m.ExternalPort, m.Protocol, l, m.IsAdd)
+	rv := s.st.nat.addDelLBLocal(ip4(m.ExternalAddr), m.ExternalPort, m.Protocol, l, m.IsAdd, s.st.clock)
 	return []api.Message{&nat.Nat44LbStaticMappingAddDelLocalReply{Retval: rv}}
 }
 
@@ -410,9 +410,3 @@ func (s *Sim) nat44LbStaticMappingDump(*nat.Nat44LbStaticMappingDump) []api.Mess
 	}
 	return out
 }
-
-// nat44UserDump and nat44UserSessionV3Dump list sessions; the simulator
-// creates none until it evaluates packets, so both answer nothing.
-func (s *Sim) nat44UserDump(*nat.Nat44UserDump) []api.Message { return nil }
-
-func (s *Sim) nat44UserSessionV3Dump(*nat.Nat44UserSessionV3Dump) []api.Message { return nil }

@@ -128,6 +128,7 @@ func (c *evalCtx) natApply(node string, s *natSession, to natRewrite, i2o bool, 
 		c.pkt.Src, c.pkt.SrcPort = newSrc.Addr(), newSrc.Port()
 	}
 	s.lastHeard = now
+	s.pkts++
 	if i2o {
 		s.seenI2O = true
 	} else {
@@ -391,7 +392,7 @@ func (c *evalCtx) out2in(table uint32, now time.Duration) bool {
 		return true
 	}
 	src, dst := c.natSrc(), c.natDst()
-	s := &natSession{proto: c.pkt.Protocol, static: true, inside: local, outside: dst, extHost: src,
+	s := &natSession{proto: c.pkt.Protocol, static: true, lb: m.is(smLB), inside: local, outside: dst, extHost: src,
 		lastHeard: now, affinity: aff}
 	s.o2i = c.natKey(table)
 	s.o2iTo = natRewrite{src: src, dst: local, table: localTable}

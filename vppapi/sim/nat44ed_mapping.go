@@ -2,6 +2,7 @@ package sim
 
 import (
 	"net/netip"
+	"time"
 
 	"go.fd.io/govpp/api"
 )
@@ -172,13 +173,13 @@ func (s *Sim) delStaticMapping(r smRequest) int32 {
 		}
 		r.external = a
 	}
-	return n.delStaticMappingInternal(r)
+	return n.delStaticMappingInternal(r, s.st.clock)
 }
 
 // delStaticMappingInternal is nat44_ed_del_static_mapping_internal. The
 // mapping is found by its external side alone; the in2out key removed is
 // the one the request names.
-func (n *nat44State) delStaticMappingInternal(r smRequest) int32 {
+func (n *nat44State) delStaticMappingInternal(r smRequest, now time.Duration) int32 {
 	if r.flags&smAddrOnly != 0 {
 		r.localPort, r.extPort, r.proto = 0, 0, 0
 	}
@@ -210,12 +211,40 @@ func (n *nat44State) delStaticMappingInternal(r smRequest) int32 {
 	if r.flags&smOut2InOnly == 0 {
 		delete(n.db.i2o, smKey{addr: r.local, port: r.localPort, vrf: vrf, proto: r.proto})
 	}
+	n.delMappingSessions(m, vrf, r, now)
 	// A load-balanced or identity mapping keeps its locals, and stays.
 	if m.locals.len() == 0 {
 		delete(n.db.o2i, smKey{addr: r.external, port: r.extPort, proto: r.proto})
 		n.freeMapping(slot, m)
 	}
 	return 0
+}
+
+// delMappingSessions is nat_ed_static_mapping_del_sessions: the static,
+// not load-balanced sessions of the mapping's local in its table; unless
+// address-only, only the first one with the mapping's ports and the
+// request's external side goes (VPP breaks out of its loop there).
+func (n *nat44State) delMappingSessions(m *staticMapping, vrf uint32, r smRequest, now time.Duration) {
+	addrOnly := r.flags&smAddrOnly != 0
+	limit := 1
+	if addrOnly {
+		limit = 0
+	}
+	n.deleteSessions(now, limit, func(s *natSession) bool {
+		if s.i2o.table != vrf || s.inside.Addr() != m.local || s.lb || !s.static {
+			return false
+		}
+		return addrOnly || (s.outside == netip.AddrPortFrom(r.external, r.extPort) &&
+			s.inside.Port() == m.localPort && s.proto == m.proto)
+	})
+}
+
+// delLocalSessions deletes the load-balanced sessions whose inside end is
+// the local, of any mapping, as nat44_ed_del_lb_static_mapping and
+// nat44_ed_add_del_lb_static_mapping_local do.
+func (n *nat44State) delLocalSessions(l *smLocal, now time.Duration) {
+	local := netip.AddrPortFrom(l.addr, l.port)
+	n.deleteSessions(now, 0, func(s *natSession) bool { return s.lb && s.inside == local })
 }
 
 // mappingByExternal is nat44_ed_sm_o2i_lookup in table 0 with the
@@ -308,8 +337,9 @@ func (m *staticMapping) setPrefixes() {
 }
 
 // delLBMapping is nat44_ed_del_lb_static_mapping; whether in2out keys go
-// depends on the request's out2in-only flag, not the mapping's.
-func (n *nat44State) delLBMapping(external netip.Addr, port uint16, proto uint8, flags smFlags) int32 {
+// depends on the request's out2in-only flag, not the mapping's. The
+// locals' sessions go, and the mapping's affinity records.
+func (n *nat44State) delLBMapping(external netip.Addr, port uint16, proto uint8, flags smFlags, now time.Duration) int32 {
 	if !n.enabled {
 		return int32(api.UNSUPPORTED)
 	}
@@ -325,14 +355,19 @@ func (n *nat44State) delLBMapping(external netip.Addr, port uint16, proto uint8,
 		if flags&smOut2InOnly == 0 {
 			delete(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: l.i2oVRF, proto: m.proto})
 		}
+		n.delLocalSessions(l, now)
+	}
+	if m.affinity != 0 {
+		n.flushAffinity(m)
 	}
 	n.freeMapping(slot, m)
 	return 0
 }
 
 // addDelLBLocal is nat44_ed_add_del_lb_static_mapping_local: a mapping
-// never goes below two locals (VNET_API_ERROR_UNSPECIFIED).
-func (n *nat44State) addDelLBLocal(external netip.Addr, port uint16, proto uint8, l smLocal, add bool) int32 {
+// never goes below two locals (VNET_API_ERROR_UNSPECIFIED); a deleted
+// local's sessions go with it.
+func (n *nat44State) addDelLBLocal(external netip.Addr, port uint16, proto uint8, l smLocal, add bool, now time.Duration) int32 {
 	if !n.enabled {
 		return int32(api.UNSUPPORTED)
 	}
@@ -370,6 +405,7 @@ func (n *nat44State) addDelLBLocal(external netip.Addr, port uint16, proto uint8
 		if !m.is(smOut2InOnly) {
 			delete(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: m.locals.slots[match].i2oVRF, proto: proto})
 		}
+		n.delLocalSessions(m.locals.slots[match], now)
 		m.locals.del(match)
 	}
 	m.setPrefixes()

@@ -46,10 +46,12 @@ type natSession struct {
 	extHostNAT     netip.AddrPort // twice-NAT source, when twiceNAT
 	proto          uint8
 	static         bool // SNAT_SESSION_FLAG_STATIC_MAPPING
+	lb             bool // SNAT_SESSION_FLAG_LOAD_BALANCING
 	twiceNAT       bool
 	hairpin        bool
 	lastHeard      time.Duration
-	seenI2O, seen2 bool // a packet seen each way: seen2 is o2i
+	pkts           uint32 // total_pkts, counted by nat44_session_update_counters
+	seenI2O, seen2 bool   // a packet seen each way: seen2 is o2i
 	affinity       *natAffinity
 }
 
@@ -141,6 +143,41 @@ func (n *nat44State) expire(now time.Duration) {
 	for k, a := range t.affinity {
 		if a.refs == 0 && a.expire < now {
 			delete(t.affinity, k)
+		}
+	}
+}
+
+// deleteSessions frees the sessions match selects, at most limit of them
+// when limit > 0, as nat44_ed_free_session_data and nat_ed_session_delete
+// do: both flow keys go, and an affinity record loses the session's
+// reference (nat_affinity_unlock), its sticky time counting from now.
+func (n *nat44State) deleteSessions(now time.Duration, limit int, match func(*natSession) bool) {
+	t := &n.db.sessions
+	kept, freed := t.list[:0], 0
+	for _, s := range t.list {
+		if (limit > 0 && freed == limit) || !match(s) {
+			kept = append(kept, s)
+			continue
+		}
+		freed++
+		delete(t.flows, s.i2o)
+		delete(t.flows, s.o2i)
+		if a := s.affinity; a != nil {
+			if a.refs--; a.refs == 0 {
+				a.expire = now + a.sticky
+			}
+		}
+	}
+	clear(t.list[len(kept):])
+	t.list = kept
+}
+
+// flushAffinity is nat_affinity_flush_service: the records of a deleted
+// load-balanced mapping go, whatever sessions still hold them.
+func (n *nat44State) flushAffinity(m *staticMapping) {
+	for k := range n.db.sessions.affinity {
+		if k.service == m.external && k.port == m.externalPort && k.proto == m.proto {
+			delete(n.db.sessions.affinity, k)
 		}
 	}
 }

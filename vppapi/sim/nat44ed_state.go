@@ -2,6 +2,7 @@ package sim
 
 import (
 	"net/netip"
+	"time"
 
 	"go.fd.io/govpp/api"
 )
@@ -9,9 +10,8 @@ import (
 // NAT44-ED state as snat_main keeps it (src/plugins/nat/nat44-ed/nat44_ed.h).
 // FIB indexes are replaced by table ids: the simulator has one per table.
 // What this model leaves to VPP alone: the FIB tables NAT creates and locks
-// (fib_table_find_or_create_and_lock with the NAT sources), the FIB entries
-// it registers for pool addresses on outside interfaces, and the clean-up
-// when an interface is deleted (nat44_ed_sw_interface_add_del).
+// (fib_table_find_or_create_and_lock with the NAT sources) and the FIB
+// entries it registers for pool addresses on outside interfaces.
 
 // smFlags are NAT_SM_FLAG_* of a static mapping.
 type smFlags uint32
@@ -275,12 +275,14 @@ func (n *nat44State) addAddress(a netip.Addr, vrf uint32, twiceNAT bool) int32 {
 	return 0
 }
 
-// delAddress is nat44_ed_del_address; it has no enabled check, and
-// vec_del1 moves the last address into the freed place.
-func (n *nat44State) delAddress(a netip.Addr, twiceNAT bool) int32 {
+// delAddress is nat44_ed_del_address; it has no enabled check, it frees
+// the dynamic sessions translated to the address (static ones stay, in
+// either pool), and vec_del1 moves the last address into the freed place.
+func (n *nat44State) delAddress(a netip.Addr, twiceNAT bool, now time.Duration) int32 {
 	list := n.addressList(twiceNAT)
 	for i, x := range *list {
 		if x.addr == a {
+			n.deleteSessions(now, 0, func(s *natSession) bool { return !s.static && s.outside.Addr() == a })
 			last := len(*list) - 1
 			(*list)[i] = (*list)[last]
 			*list = (*list)[:last]
@@ -351,6 +353,22 @@ func (n *nat44State) delInterface(idx uint32, inside bool) int32 {
 		n.db.interfaces.del(slot)
 	}
 	return 0
+}
+
+// interfaceDeleted is nat44_ed_sw_interface_add_del on deletion: an
+// interface that goes loses its roles (inside, then outside, which leaves
+// nothing) and its output feature, so a new interface that reuses the
+// index starts without NAT.
+func (n *nat44State) interfaceDeleted(idx uint32) {
+	if !n.enabled {
+		return
+	}
+	if slot, i := n.findInterface(idx); i != nil {
+		n.db.interfaces.del(slot)
+	}
+	if slot := n.findOutputInterface(idx); slot >= 0 {
+		n.db.outputInterfaces.del(slot)
+	}
 }
 
 // addOutputInterface is nat44_ed_add_output_interface.

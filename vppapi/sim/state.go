@@ -266,6 +266,7 @@ func (st *state) deleteLoopback(idx uint32) int32 {
 // other routes through it stay, unresolved. Interfaces unnumbered to it keep
 // their binding, which then names a missing interface, as in VPP.
 func (st *state) deleteIface(ifc *iface) {
+	st.nat.interfaceDeleted(ifc.index) // nat44_ed_sw_interface_add_del
 	st.updateUnnumbered(ifc, noIndex, false)
 	st.delAllAddresses(ifc)
 	for _, af := range []afi{af4, af6} {
