@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
@@ -41,11 +40,11 @@ func (m *Manager) addWith(ctx context.Context, req *cni.Request, conf *cni.NetCo
 		return nil, err
 	}
 	pod := ref.String()
-	if req.Netns == "" {
-		return nil, cni.Errorf(types.ErrInvalidNetNS, "pod %s: CNI_NETNS is empty", pod)
-	}
 	if !extra.standalone { // a standalone pod's namespace is made below, once recorded
-		if err := podnet.CheckNetns(req.Netns); err != nil {
+		if req.Netns == "" {
+			return nil, cni.Errorf(types.ErrInvalidNetNS, "pod %s: CNI_NETNS is empty", pod)
+		}
+		if err := m.host.checkNetns(req.Netns); err != nil {
 			return nil, cni.Errorf(types.ErrInvalidNetNS, "pod %s: %v", pod, err)
 		}
 	}
@@ -84,7 +83,7 @@ func (m *Manager) addWith(ctx context.Context, req *cni.Request, conf *cni.NetCo
 		return nil, codeOf(fmt.Errorf("pod %s: %w", pod, err))
 	}
 	if extra.standalone {
-		if _, err := ensureNetns(filepath.Base(req.Netns)); err != nil {
+		if err := m.host.ensureNetns(req.Netns); err != nil {
 			if _, _, relErr := m.ipam.Release(req.ContainerID); relErr != nil {
 				m.log.Error("releasing the addresses of a failed ADD failed", zap.String("pod", pod), zap.Error(relErr))
 			}
@@ -105,7 +104,7 @@ func (m *Manager) addWith(ctx context.Context, req *cni.Request, conf *cni.NetCo
 			m.log.Error("releasing the addresses of a failed ADD failed", zap.String("pod", pod), zap.Error(relErr))
 		}
 		if extra.standalone {
-			if rmErr := removeNetns(req.Netns); rmErr != nil {
+			if rmErr := m.host.removeNetns(req.Netns); rmErr != nil {
 				m.log.Warn("removing the network namespace of a failed standalone pod failed", zap.String("pod", pod), zap.Error(rmErr))
 			}
 		}
@@ -248,7 +247,7 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 			}
 		}
 		if pl.HostVeth != "" {
-			if delErr := podnet.DeleteVeth(context.WithoutCancel(ctx), pl.HostVeth); delErr != nil {
+			if delErr := m.host.deleteVeth(context.WithoutCancel(ctx), pl.HostVeth); delErr != nil {
 				m.log.Error("undoing a veth failed", zap.String("pod", pod), zap.String("veth", pl.HostVeth), zap.Error(delErr))
 			}
 		}
@@ -267,12 +266,10 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 	case KindTap:
 		err = mk(interfaces.PodInterface{Tag: primaryTag, Kind: interfaces.PodTap, HostIfName: pl.IfName, HostNamespace: pl.Netns, MTU: uint32(pl.MTU)})
 	case KindVeth:
-		var veth podnet.Veth
-		veth, err = podnet.CreateVeth(ctx, pl.Netns, pl.IfName, pl.HostVeth, pl.MTU)
+		podMAC, err = m.host.createVeth(ctx, pl.Netns, pl.IfName, pl.HostVeth, pl.MTU)
 		if err != nil {
 			return nil, nil, &types.Error{Code: cni.CodePodNetwork, Msg: fmt.Sprintf("pod %s: %v", pod, err)}
 		}
-		podMAC = veth.PodMAC
 		err = mk(interfaces.PodInterface{Tag: primaryTag, Kind: interfaces.PodAfPacket, HostIfName: pl.HostVeth})
 	}
 	if err != nil {
@@ -293,7 +290,7 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 	}
 	if pl.Linux != "" {
 		cfg := m.podConfig(rec, pl, node, links[0])
-		if _, err = podnet.Configure(ctx, cfg); err != nil {
+		if err = m.host.configure(ctx, cfg); err != nil {
 			return links, nil, &types.Error{Code: cni.CodePodNetwork, Msg: fmt.Sprintf("pod %s: %v", pod, err)}
 		}
 	}
@@ -302,10 +299,29 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 		m.removeRoutes(ctx, rec)
 		return links, nil, err
 	}
+	if err = m.attach(ctx, pod, links); err != nil {
+		m.removeRoutes(ctx, rec)
+		return links, nil, err
+	}
 	m.mu.Lock()
 	m.links[rec.ContainerID] = links
 	m.mu.Unlock()
 	return links, podMAC, nil
+}
+
+// attach runs Config.OnAttach on the pod's interfaces.
+func (m *Manager) attach(ctx context.Context, pod string, links []interfaces.PodLink) error {
+	if m.cfg.OnAttach == nil {
+		return nil
+	}
+	idx := make([]uint32, len(links))
+	for i, l := range links {
+		idx[i] = l.SwIfIndex
+	}
+	if err := m.cfg.OnAttach(ctx, pod, idx); err != nil {
+		return &types.Error{Code: cni.CodeVPP, Msg: fmt.Sprintf("pod %s: attaching its interfaces %v: %v", pod, idx, err)}
+	}
+	return nil
 }
 
 // podConfig is the pod side of link: its addresses as host prefixes, the

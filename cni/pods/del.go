@@ -12,7 +12,6 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/cni"
 	"github.com/kube-vpp/kube-vpp/cni/ipam"
-	"github.com/kube-vpp/kube-vpp/cni/podnet"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 )
 
@@ -63,17 +62,17 @@ func (m *Manager) unplumb(ctx context.Context, rec ipam.Record, pl plumbing) err
 	delete(m.links, rec.ContainerID)
 	m.mu.Unlock()
 	if pl.HostVeth != "" {
-		if err := podnet.DeleteVeth(ctx, pl.HostVeth); err != nil {
+		if err := m.host.deleteVeth(ctx, pl.HostVeth); err != nil {
 			return &types.Error{Code: cni.CodePodNetwork, Msg: fmt.Sprintf("pod %s: %v", pod, err)}
 		}
 	}
 	if pl.Linux != "" && pl.Netns != "" {
-		if err := podnet.Remove(ctx, pl.Netns, pl.IfName); err != nil {
+		if err := m.host.remove(ctx, pl.Netns, pl.IfName); err != nil {
 			return &types.Error{Code: cni.CodePodNetwork, Msg: fmt.Sprintf("pod %s: %v", pod, err)}
 		}
 	}
 	if pl.Standalone {
-		if err := removeNetns(pl.Netns); err != nil {
+		if err := m.host.removeNetns(pl.Netns); err != nil {
 			m.log.Warn("removing a standalone pod's network namespace failed", zap.String("pod", pod), zap.Error(err))
 		}
 	}
@@ -143,7 +142,7 @@ func (m *Manager) inspect(ctx context.Context, rec ipam.Record, pl plumbing, nod
 		}
 	}
 	if pl.Linux != "" {
-		if err := podnet.Check(ctx, m.podConfig(rec, pl, node, links[0])); err != nil {
+		if err := m.host.check(ctx, m.podConfig(rec, pl, node, links[0])); err != nil {
 			return nil, &types.Error{Code: cni.CodePodNetwork, Msg: fmt.Sprintf("pod %s: %v", pod, err)}
 		}
 	}

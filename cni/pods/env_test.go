@@ -101,14 +101,26 @@ func requireRoot(t *testing.T) {
 func newTestEnv(t *testing.T, kind Kind) *testEnv {
 	t.Helper()
 	requireRoot(t)
-	e := &testEnv{t: t, vpp: simtest.Start(t, sim.Options{}), cluster: newFakeCluster(), stateDir: t.TempDir()}
+	return newEnv(t, kind, false)
+}
+
+// newVirtualEnv is a manager of virtual pods (Config.Virtual) next to a
+// simulator that stays off the host (sim.Options.NoHost); it needs no root.
+func newVirtualEnv(t *testing.T, kind Kind) *testEnv {
+	t.Helper()
+	return newEnv(t, kind, true)
+}
+
+func newEnv(t *testing.T, kind Kind, virtual bool) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, vpp: simtest.Start(t, sim.Options{NoHost: virtual}), cluster: newFakeCluster(), stateDir: t.TempDir()}
 	e.ifaces = interfaces.New(e.vpp.Client, zaptest.NewLogger(t))
 	idx, err := e.ifaces.Sync(context.Background(), loopbackDesired())
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.node = NodeNetwork{PodCIDRs: []netip.Prefix{nodeRange}, Loopback: idx[loopbackTag()]}
-	e.cfg = Config{StateDir: e.stateDir, MemifDir: filepath.Join(t.TempDir(), "memif"), VhostDir: filepath.Join(t.TempDir(), "vhost"), DefaultKind: kind, MTU: 1400}
+	e.cfg = Config{StateDir: e.stateDir, MemifDir: filepath.Join(t.TempDir(), "memif"), VhostDir: filepath.Join(t.TempDir(), "vhost"), DefaultKind: kind, MTU: 1400, Virtual: virtual}
 	e.m = e.start()
 	return e
 }

@@ -46,6 +46,21 @@ type Config struct {
 	// VPP reconnects or restarts); pods reconciled under another one wait
 	// for the next Resync. Nil means one connection for the manager's life.
 	Connection func() uint64
+	// Virtual plumbs pods in VPP only, for an agent that runs offline next
+	// to a simulator (kube-vppctl trace --manifests): Standalone allocates
+	// their addresses and makes their VPP interfaces, unnumbered bindings
+	// and host routes, but no network namespace, veth or configuration on
+	// the host; their recorded namespace is "". CNI ADD is refused, and a
+	// Resync never takes the missing namespace for a pod that is gone.
+	Virtual bool
+	// OnAttach, when set, is called with a pod ("namespace/name") and the
+	// sw_if_indexes of its VPP interfaces once they exist, are up and have
+	// their host routes, before ADD or Standalone reports the pod plumbed;
+	// likewise when a Resync or a repeated ADD makes them again (not for
+	// interfaces a Resync adopts as they are). Its error fails the pod as
+	// any other failure does, undoing what was made. It must not call the
+	// Manager.
+	OnAttach func(ctx context.Context, pod string, swIfIndexes []uint32) error
 }
 
 // Cluster is what the manager reads from and writes to Kubernetes.
@@ -74,6 +89,7 @@ type Manager struct {
 	cluster Cluster
 	log     *zap.Logger
 	ipam    *ipam.Allocator
+	host    hostSide
 
 	// ops lets CNI calls run concurrently (read side) while a resync
 	// rebuilds the picture of VPP (write side).
@@ -102,7 +118,7 @@ func New(cfg Config, ifaces *interfaces.Driver, fib *ip.Driver, cluster Cluster,
 	}
 	return &Manager{
 		cfg: cfg, ifaces: ifaces, fib: fib, cluster: cluster, log: log, ipam: alloc,
-		links: map[string][]interfaces.PodLink{},
+		host: newHostSide(cfg.Virtual), links: map[string][]interfaces.PodLink{},
 	}, nil
 }
 
@@ -176,6 +192,11 @@ func (m *Manager) Serve(ctx context.Context, req *cni.Request) (*types100.Result
 		return nil, nil
 	case "GC":
 		return nil, m.gc(ctx, req)
+	case "ADD":
+		if m.cfg.Virtual {
+			return nil, cni.Errorf(cni.CodePodNetwork, "container %s: this agent plumbs virtual pods from manifests only (offline mode); CNI ADD is not served",
+				shortID(req.ContainerID))
+		}
 	}
 	conf, err := cni.ParseNetConf(req.Config)
 	if err != nil {
@@ -204,7 +225,7 @@ type plumbing struct {
 	// Linux is the kind of the pod's Linux interface (tap or veth), ""
 	// when it has none (memif-only, vhost-user).
 	Linux       Kind   `json:"linux,omitempty"`
-	Netns       string `json:"netns,omitempty"`
+	Netns       string `json:"netns,omitempty"` // "" for a virtual pod (Config.Virtual)
 	IfName      string `json:"ifName"`
 	MTU         int    `json:"mtu,omitempty"`
 	HostVeth    string `json:"hostVeth,omitempty"`

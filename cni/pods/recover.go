@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kube-vpp/kube-vpp/cni/ipam"
-	"github.com/kube-vpp/kube-vpp/cni/podnet"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 	"github.com/kube-vpp/kube-vpp/vppapi/tag"
@@ -80,11 +79,11 @@ func (m *Manager) Resync(ctx context.Context) error {
 			routes = append(routes, hostRoutes(rec.IPs, primary.SwIfIndex)...)
 			continue
 		}
-		if pl.Linux != "" && podnet.CheckNetns(pl.Netns) != nil {
+		if pl.Linux != "" && m.host.checkNetns(pl.Netns) != nil {
 			m.log.Info("releasing a pod whose network namespace is gone", zap.String("pod", rec.Namespace+"/"+rec.Pod),
 				zap.String("container", shortID(rec.ContainerID)), zap.String("netns", pl.Netns))
 			if pl.HostVeth != "" {
-				errs = append(errs, podnet.DeleteVeth(ctx, pl.HostVeth))
+				errs = append(errs, m.host.deleteVeth(ctx, pl.HostVeth))
 			}
 			if _, _, err := m.ipam.Release(rec.ContainerID); err != nil {
 				errs = append(errs, err)
@@ -123,7 +122,7 @@ func (m *Manager) Resync(ctx context.Context) error {
 			errs = append(errs, m.ifaces.DeletePod(ctx, l))
 		}
 		if pl.HostVeth != "" {
-			errs = append(errs, podnet.DeleteVeth(ctx, pl.HostVeth))
+			errs = append(errs, m.host.deleteVeth(ctx, pl.HostVeth))
 		}
 		if _, _, err := m.plumb(ctx, rec, pl, node); err != nil {
 			errs = append(errs, fmt.Errorf("re-making pod %s/%s: %w", rec.Namespace, rec.Pod, err))

@@ -84,9 +84,8 @@ func (m *Manager) addStandalone(ctx context.Context, id string, p *corev1.Pod) e
 		}
 		fixed = append(fixed, a)
 	}
-	path := filepath.Join(netnsDir, "kvpp-"+id[:12])
 	req := &cni.Request{
-		Command: "ADD", ContainerID: id, Netns: path, IfName: "eth0",
+		Command: "ADD", ContainerID: id, Netns: m.host.standaloneNetns(id), IfName: "eth0",
 		Args:   fmt.Sprintf("%s=%s;%s=%s", cni.ArgPodNamespace, p.Namespace, cni.ArgPodName, p.Name),
 		Config: []byte(standaloneConf),
 	}
