@@ -28,6 +28,8 @@ const (
 	SourceNode = "kube-vpp"
 	SourceBGP  = "kube-vpp-bgp"
 	SourcePods = "kube-vpp-pods"
+	// SourceServices holds the ICMP-unreachable routes of service IPs.
+	SourceServices = "kube-vpp-services"
 )
 
 // sourcePriority sits just below VPP's API source (0x80, fib_source.h), so
