@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.fd.io/govpp/api"
 	"go.uber.org/zap"
@@ -25,6 +26,7 @@ import (
 	"github.com/kube-vpp/kube-vpp/cni/pods"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/nat44ed"
 	"github.com/kube-vpp/kube-vpp/vppapi"
 )
 
@@ -42,9 +44,13 @@ type Agent struct {
 	podFIB  *ip.Driver
 	pods    *pods.Manager
 	routing *routing
+	svc     *serviceProxy // nil when services.enabled is false
 	src     *source.Source
 	events  *eventSink
 	state   syncState
+
+	virtualPods bool
+	tracePort   atomic.Uint64 // traced connections so far
 }
 
 // Messages lists every VPP message the agent uses; all are checked against
@@ -54,12 +60,23 @@ func Messages() []api.Message {
 	all = append(all, vppapi.CoreMessages()...)
 	all = append(all, interfaces.Messages()...)
 	all = append(all, ip.Messages()...)
+	all = append(all, nat44ed.Messages()...)
 	return all
 }
 
+// Option changes how New builds an agent.
+type Option func(*Agent)
+
+// VirtualPods plumbs the manifests folder's pods in VPP only: no network
+// namespace, no Linux side. For offline evaluation (package offline).
+func VirtualPods() Option { return func(a *Agent) { a.virtualPods = true } }
+
 // New builds an agent from a validated configuration.
-func New(cfg *config.Config, log *zap.Logger) *Agent {
+func New(cfg *config.Config, log *zap.Logger, opts ...Option) *Agent {
 	a := &Agent{cfg: cfg, log: log.With(zap.String("node", cfg.Node.Name)), metrics: status.NewMetrics()}
+	for _, o := range opts {
+		o(a)
+	}
 	a.state.problems = map[string]bool{}
 	a.vpp = vppapi.New(vppapi.Options{
 		Socket:         cfg.VPP.Socket,
@@ -75,6 +92,9 @@ func New(cfg *config.Config, log *zap.Logger) *Agent {
 	a.fib = ip.New(a.vpp, a.log, ip.SourceNode)
 	a.podFIB = ip.New(a.vpp, a.log, ip.SourcePods)
 	a.routing = newRouting(a)
+	if cfg.Services.Enabled {
+		a.svc = newServiceProxy(a)
+	}
 	a.state.uplink = ip.NoInterface
 	return a
 }
@@ -99,6 +119,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.pods, err = pods.New(pods.Config{
 		StateDir: p.StateDir, MemifDir: p.MemifDir, VhostDir: p.VhostDir, MTU: p.MTU,
 		DefaultKind: podDefaultKind(p, a.log),
+		Virtual:     a.virtualPods,
+		OnAttach:    a.attachPod,
 		Connection: func() uint64 {
 			info, err := a.vpp.Info()
 			if err != nil {
@@ -137,6 +159,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return fmt.Errorf("watching kubernetes objects: %w", err)
 		}
+	}
+	if a.svc != nil {
+		if err := a.svc.watch(src); err != nil {
+			return err
+		}
+		defer a.svc.close()
 	}
 
 	statusSrv := status.NewServer(a.cfg.HTTP.Listen, a.metrics, a.ready, a.log)

@@ -124,6 +124,25 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			// VPP is new or back. The pod manager sees the new connection
 			// itself and re-reads VPP at this sync.
 		case <-retry.C:
+		case <-a.servicesChanged():
+			// One service or endpoint change: only those services are
+			// translated and programmed, not a full sync.
+			if !a.vpp.Connected() {
+				continue
+			}
+			err := a.svc.apply(ctx, a)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, errNeedFullSync) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				a.log.Warn("applying service changes failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
+				retry.Reset(backoff)
+				backoff = min(backoff*2, retryMax)
+				continue
+			}
 		case <-a.routing.changed:
 			if a.vpp.Connected() {
 				if err := a.routing.applyLearned(ctx, a.state.nodeRoutes(), a.state.uplinkIndex()); err != nil {
@@ -203,11 +222,27 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	podErr := a.syncPods(ctx, selfNode(nodes, a.cfg.Node.Name), idx)
 	a.metrics.ObserveSync("pods", time.Since(start), podErr)
 
+	var svcErr error
+	if a.svc != nil {
+		start = time.Now()
+		svcErr = a.svc.sync(ctx, a, selfNode(nodes, a.cfg.Node.Name), uplink)
+		a.metrics.ObserveSync("services", time.Since(start), svcErr)
+	}
+
 	start = time.Now()
 	bgpErr := a.routing.sync(ctx, selfNode(nodes, a.cfg.Node.Name), nodes, nodeRoutes, uplink)
 	a.metrics.ObserveSync("bgp", time.Since(start), bgpErr)
 
-	return errors.Join(ifErr, fibErr, podErr, bgpErr)
+	return errors.Join(ifErr, fibErr, podErr, svcErr, bgpErr)
+}
+
+// servicesChanged signals service changes; nil (never ready) when the
+// service proxy is off.
+func (a *Agent) servicesChanged() <-chan struct{} {
+	if a.svc == nil {
+		return nil
+	}
+	return a.svc.changed
 }
 
 func selfNode(nodes []*corev1.Node, name string) *corev1.Node {
@@ -248,7 +283,7 @@ func (a *Agent) syncPods(ctx context.Context, self *corev1.Node, idx interfaces.
 	if a.cfg.Kubernetes.Manifests == "" {
 		return nil
 	}
-	if os.Geteuid() != 0 {
+	if os.Geteuid() != 0 && !a.virtualPods {
 		if a.firstReport("standalone pods need root") {
 			a.log.Warn("not plumbing the folder's pods: network namespaces and pod interfaces need root")
 		}

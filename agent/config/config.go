@@ -32,6 +32,7 @@ type Config struct {
 	Uplink     Uplink
 	Network    Network
 	Pods       Pods
+	Services   Services
 	BGP        BGP
 }
 

@@ -33,6 +33,10 @@ const (
 	KeyPodsMemifDir  = "pods.memif-dir"
 	KeyPodsVhostDir  = "pods.vhost-user-dir"
 
+	KeyServicesEnabled              = "services.enabled"
+	KeyServicesNodePortAddresses    = "services.node-port-addresses"
+	KeyServicesHealthCheckAddresses = "services.health-check-addresses"
+
 	KeyBGPEnabled                = "bgp.enabled"
 	KeyBGPASN                    = "bgp.asn"
 	KeyBGPRouterID               = "bgp.router-id"
@@ -88,13 +92,16 @@ func options() []option {
 		{key: KeyCtlSocket, flag: "ctl-socket", def: "/run/kube-vpp/ctl.sock", help: "socket kube-vppctl talks to"},
 		{key: KeyUplinkInterface, flag: "uplink-interface", help: "VPP interface facing the ToR"},
 		{key: KeyNetworkServiceCIDRs, flag: "service-cidrs", def: "10.96.0.0/12", list: true, help: "Service ClusterIP ranges, comma-separated"},
-		{key: KeyNetworkExternalIPCIDRs, list: true, help: "CIDRs inside which Service externalIPs are honoured, comma-separated"},
+		{key: KeyNetworkExternalIPCIDRs, flag: "external-ip-cidrs", list: true, help: "CIDRs inside which Service externalIPs are honoured, comma-separated"},
 		{key: KeyCNISocket, flag: "cni-socket", def: "/run/kube-vpp/cni.sock", help: "socket the kube-vpp-cni plugin talks to"},
 		{key: KeyCNIStateDir, flag: "state-dir", def: "/var/lib/kube-vpp", help: "folder of the IP allocation state file"},
 		{key: KeyPodsInterface, flag: "pod-interface", def: "auto", help: "default pod interface: auto (tap if /dev/vhost-net exists, else veth), tap or veth"},
 		{key: KeyPodsMTU, flag: "pod-mtu", def: "1500", help: "MTU of pod interfaces"},
 		{key: KeyPodsMemifDir, def: "/run/kube-vpp/memif", help: "host folder of per-pod memif sockets"},
 		{key: KeyPodsVhostDir, def: "/run/kube-vpp/vhost-user", help: "host folder of per-pod vhost-user sockets"},
+		{key: KeyServicesEnabled, def: "true", help: "run the service proxy (NAT44-ED in place of kube-proxy)"},
+		{key: KeyServicesNodePortAddresses, flag: "nodeport-addresses", list: true, help: "CIDRs selecting the node addresses NodePorts answer on (empty: all InternalIP/ExternalIP)"},
+		{key: KeyServicesHealthCheckAddresses, flag: "health-check-addresses", list: true, help: "addresses healthCheckNodePort servers bind to (empty: all)"},
 		{key: KeyBGPEnabled, flag: "bgp", def: "false", boolean: true, help: "run the embedded BGP speaker"},
 		{key: KeyBGPASN, flag: "bgp-asn", help: "this node's autonomous system number (required with --bgp)"},
 		{key: KeyBGPRouterID, help: "BGP router ID, an IPv4 address (empty: the node's IPv4 InternalIP)"},

@@ -43,8 +43,9 @@ func parse(v *viper.Viper) (*Config, error) {
 			ServiceCIDRs:    p.prefixes(KeyNetworkServiceCIDRs),
 			ExternalIPCIDRs: p.optionalPrefixes(KeyNetworkExternalIPCIDRs),
 		},
-		Pods: p.pods(),
-		BGP:  p.bgp(),
+		Pods:     p.pods(),
+		Services: p.services(),
+		BGP:      p.bgp(),
 	}
 
 	vpp := cfg.VPP

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/cni/pods"
+	"github.com/kube-vpp/kube-vpp/services"
 )
 
 // Client talks to a running agent's control socket.
@@ -55,6 +56,27 @@ func (c *Client) BGP(ctx context.Context) (bgp.Status, error) {
 func (c *Client) Pods(ctx context.Context) ([]pods.PodStatus, error) {
 	var list []pods.PodStatus
 	err := c.do(ctx, http.MethodGet, "/v1/pods", nil, &list)
+	return list, err
+}
+
+// Services asks the agent for the services it programs.
+func (c *Client) Services(ctx context.Context) ([]services.Status, error) {
+	var list []services.Status
+	err := c.do(ctx, http.MethodGet, "/v1/services", nil, &list)
+	return list, err
+}
+
+// Trace asks the agent to evaluate packets through VPP's graph.
+func (c *Client) Trace(ctx context.Context, req TraceRequest) (TraceReply, error) {
+	var rep TraceReply
+	err := c.do(ctx, http.MethodPost, "/v1/trace", req, &rep)
+	return rep, err
+}
+
+// Events asks the agent for the latest Events it recorded.
+func (c *Client) Events(ctx context.Context) ([]EventInfo, error) {
+	var list []EventInfo
+	err := c.do(ctx, http.MethodGet, "/v1/events", nil, &list)
 	return list, err
 }
 

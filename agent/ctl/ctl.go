@@ -17,6 +17,7 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/cni/pods"
+	"github.com/kube-vpp/kube-vpp/services"
 )
 
 // Backend answers the control requests; the agent implements it.
@@ -26,6 +27,9 @@ type Backend interface {
 	BGP(ctx context.Context) (bgp.Status, error)
 	Pods(ctx context.Context) ([]pods.PodStatus, error)
 	CLI(ctx context.Context, cmd string) (string, error)
+	Services(ctx context.Context) ([]services.Status, error)
+	Trace(ctx context.Context, req TraceRequest) (TraceReply, error)
+	Events(ctx context.Context) []EventInfo
 }
 
 // VersionInfo is the answer to `kube-vppctl version`.
@@ -123,6 +127,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		writeJSON(w, http.StatusOK, list)
 	})
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.backend.Services(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorReply{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("POST /v1/trace", s.handleTrace)
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.backend.Events(r.Context()))
+	})
 	mux.HandleFunc("POST /v1/cli", s.handleCLI)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
@@ -159,6 +175,26 @@ func (s *Server) handleCLI(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Debug("cli passed to VPP", zap.String("command", req.Command))
 	writeJSON(w, http.StatusOK, cliReply{Output: out})
+}
+
+func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
+	var req TraceRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorReply{fmt.Sprintf("bad request body: %v", err)})
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorReply{err.Error()})
+		return
+	}
+	rep, err := s.backend.Trace(r.Context(), req)
+	if err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, errorReply{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/cni/pods"
+	"github.com/kube-vpp/kube-vpp/services"
 )
 
 type fakeBackend struct{ cmds []string }
@@ -39,6 +40,27 @@ func (f *fakeBackend) CLI(_ context.Context, cmd string) (string, error) {
 		return "", errors.New("not connected to VPP")
 	}
 	return "answer to " + cmd, nil
+}
+
+func (f *fakeBackend) Services(context.Context) ([]services.Status, error) {
+	return []services.Status{{Service: "default/web", Problems: []string{"spec.externalIPs[0]: not allowed"}}}, nil
+}
+
+// Trace answers as an agent whose backend 10.244.0.7:8080 serves everything.
+func (f *fakeBackend) Trace(_ context.Context, req TraceRequest) (TraceReply, error) {
+	if req.From == "default/elsewhere" {
+		return TraceReply{}, errors.New("pod default/elsewhere runs on node node-b")
+	}
+	rep := TraceReply{From: req.From, To: req.To, Protocol: req.Protocol}
+	for range max(req.Count, 1) {
+		rep.Packets = append(rep.Packets, TracePacket{Verdict: "forwarded",
+			Translations: []TraceTranslation{{Kind: "dnat", From: req.To, To: "10.244.0.7:8080"}}})
+	}
+	return rep, nil
+}
+
+func (f *fakeBackend) Events(context.Context) []EventInfo {
+	return []EventInfo{{Type: "Warning", Kind: "Service", Object: "default/web", Reason: "ExternalIPNotAllowed"}}
 }
 
 func startServer(t *testing.T) (*Client, *fakeBackend, string) {
@@ -107,5 +129,65 @@ func TestAgentNotRunning(t *testing.T) {
 	_, err := NewClient(path).Version(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "agent not reachable at "+path) {
 		t.Fatalf("error = %v, want it to say the agent is not reachable at the path", err)
+	}
+}
+
+func TestTrace(t *testing.T) {
+	c, _, _ := startServer(t)
+	ctx := context.Background()
+	rep, err := c.Trace(ctx, TraceRequest{From: "default/web", To: "10.96.0.10:80", Protocol: "tcp", Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Packets) != 3 || rep.Packets[0].Translations[0].To != "10.244.0.7:8080" {
+		t.Errorf("trace = %+v", rep)
+	}
+	bad := []struct {
+		req  TraceRequest
+		want string
+	}{
+		{TraceRequest{From: "", To: "10.96.0.10:80", Protocol: "tcp"}, "from: empty"},
+		{TraceRequest{From: "not an ip", To: "10.96.0.10:80", Protocol: "tcp"}, "neither namespace/pod nor an IP"},
+		{TraceRequest{From: "10.0.0.1", To: "10.96.0.10", Protocol: "tcp"}, "not ip:port"},
+		{TraceRequest{From: "10.0.0.1", To: "10.96.0.10:80", Protocol: "sctp"}, "must be tcp or udp"},
+		{TraceRequest{From: "10.0.0.1", To: "10.96.0.10:80", Protocol: "tcp", Count: MaxTraceCount + 1}, "count"},
+		{TraceRequest{From: "default/elsewhere", To: "10.96.0.10:80", Protocol: "tcp"}, "runs on node node-b"},
+	}
+	for _, tt := range bad {
+		if _, err := c.Trace(ctx, tt.req); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Trace(%+v) error = %v, want it to mention %q", tt.req, err, tt.want)
+		}
+	}
+}
+
+func TestParseDestination(t *testing.T) {
+	tests := []struct {
+		in, to, proto string
+		bad           bool
+	}{
+		{in: "10.96.0.10:53/udp", to: "10.96.0.10:53", proto: "udp"},
+		{in: "10.96.0.10:80/TCP", to: "10.96.0.10:80", proto: "tcp"},
+		{in: "10.96.0.10:80", bad: true},
+		{in: "10.96.0.10:80/sctp", bad: true},
+		{in: "10.96.0.10:99999/tcp", bad: true},
+		{in: "web:80/tcp", bad: true},
+	}
+	for _, tt := range tests {
+		to, proto, err := ParseDestination(tt.in)
+		if (err != nil) != tt.bad || to != tt.to || proto != tt.proto {
+			t.Errorf("ParseDestination(%q) = %q, %q, %v", tt.in, to, proto, err)
+		}
+	}
+}
+
+func TestServicesAndEvents(t *testing.T) {
+	c, _, _ := startServer(t)
+	list, err := c.Services(context.Background())
+	if err != nil || len(list) != 1 || list[0].Service != "default/web" {
+		t.Errorf("Services = %+v, %v", list, err)
+	}
+	evs, err := c.Events(context.Background())
+	if err != nil || len(evs) != 1 || evs[0].Reason != "ExternalIPNotAllowed" {
+		t.Errorf("Events = %+v, %v", evs, err)
 	}
 }

@@ -24,6 +24,10 @@ Usage:
   kube-vppctl [--socket PATH] status [--wait DURATION]
   kube-vppctl [--socket PATH] show bgp
   kube-vppctl [--socket PATH] show pods
+  kube-vppctl [--socket PATH] show services
+  kube-vppctl [--socket PATH] show events
+  kube-vppctl [--socket PATH] trace --from <ns/pod|IP> --to <IP>:<port>/<tcp|udp> [--count N] [-o json] [-v]
+  kube-vppctl trace --manifests DIR [--node NAME] --from ... --to ...
   kube-vppctl [--socket PATH] vppctl -- <VPP CLI words>
 
 Commands:
@@ -32,6 +36,17 @@ Commands:
             --wait, wait up to DURATION for readiness (exit 1 if never ready)
   show bgp  BGP peers with their state and uptime, advertised and learned routes
   show pods pods this node plumbed: kind, IPs, VPP interfaces and host routes
+  show services
+            services with their frontends (ClusterIP, NodePort, LoadBalancer,
+            external IPs), the backends VPP's NAT44-ED mappings send to, and
+            why a frontend has none
+  show events
+            the latest Warning Events the agent recorded (also sent to the
+            API server; with a manifests folder this is where they show)
+  trace     evaluate connections through VPP's graph and print each packet's
+            verdict (forwarded, dropped, rejected), NAT translations and egress
+            interface; with --manifests, offline: the agent of --node (default
+            the only or first Node) and a simulated VPP run in this process
   vppctl    pass a command to VPP's debug CLI (cli_inband) and print the answer
 `
 
@@ -94,11 +109,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			printPods(stdout, list)
+		case "events":
+			list, err := c.Events(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+				return 1
+			}
+			for _, e := range list {
+				fmt.Fprintf(stdout, "%s  %s  %s %s  %s: %s\n", e.Time.Format(time.TimeOnly), e.Type, e.Kind, e.Object, e.Reason, e.Message)
+			}
+		case "services":
+			list, err := c.Services(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+				return 1
+			}
+			printServices(stdout, list)
 		default:
-			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp | show pods)")
+			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp | show pods | show services | show events)")
 			return 2
 		}
 		return 0
+	case "trace":
+		return trace(ctx, c, rest[1:], stdout, stderr)
 	case "status":
 		return status(ctx, c, rest[1:], stdout, stderr)
 	case "vppctl":

@@ -38,7 +38,9 @@ func (s *Sim) cliTree() *cliCmd {
 		"nat66 node npt66 nsh nsim one outacl packet-generator pcap pci perfmon physmem plugins pnat policer pot pppoe punt "+
 		"pvti qos quic replicate runtime segment-manager session sflow snort sr statistics stn svs sw_scheduler syslog tap "+
 		"tcp teib terminal threads trace tun udp udp-ping unix vhost-user virtio vlib vmxnet3 vrrp vxlan vxlan-gpe wireguard")
-	root := &cliCmd{subs: []*cliCmd{show}}
+	// Not VPP's: packet evaluation for kube-vppctl trace (vppapi.EvaluateCommand).
+	sim := &cliCmd{name: "kube-vpp-sim", subs: []*cliCmd{{name: "evaluate", run: s.cliEvaluate}}}
+	root := &cliCmd{subs: []*cliCmd{show, sim}}
 	placeholders(root, "abf adjacency adl api app arping auto-sdl bfd bier binary-api bond buffer bvi cdp classify clear cnat "+
 		"configure create debug define delete det44 device dhcp6 disable dns dslite echo enable event-logger exec exit "+
 		"fateshare flowprobe gpe history hsi http igmp ikev2 ila interface ip ip6 ipfix ipsec l2 l2fib l3xc lb lcp lisp "+
