@@ -28,7 +28,11 @@ func (a *Agent) Services(context.Context) ([]services.Status, error) {
 	if a.svc == nil {
 		return nil, errors.New("the service proxy is off (services.enabled is false)")
 	}
-	return a.svc.proxy.Services(), nil
+	list := a.svc.proxy.Services()
+	for i := range list {
+		list[i].Mappings = a.svc.nat.Programmed(list[i].Service)
+	}
+	return list, nil
 }
 
 // Events implements ctl.Backend.

@@ -36,7 +36,7 @@ say "starting kube-vpp-agent as $NODE over examples/"
 KUBE_VPP_PODS_MEMIF_DIR="$RUN/memif" KUBE_VPP_PODS_VHOST_USER_DIR="$RUN/vhost-user" \
 	"$BIN/kube-vpp-agent" --node "$NODE" --manifests examples --vpp-socket "$RUN/api.sock" \
 	--ctl-socket "$RUN/ctl.sock" --http-listen 127.0.0.1:0 --uplink-interface "$UPLINK" \
-	--cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" \
+	--cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" --health-check-addresses 127.0.0.1 \
 	>"$RUN/agent.log" 2>&1 &
 pids+=($!)
 
@@ -62,6 +62,38 @@ say "kube-vppctl vppctl -- show ip fib (IPv4 routes kube-vpp added: a host route
 ctl vppctl -- show ip fib
 say "kube-vppctl vppctl -- show ip6 fib"
 ctl vppctl -- show ip6 fib
+
+say "kube-vppctl show services (NAT44-ED mappings node-a programmed in place of kube-proxy)"
+ctl show services
+say "kube-vppctl show events (what the agent refused, as Warning Events)"
+ctl show events
+
+trace() {
+	echo "\$ kube-vppctl trace $*"
+	ctl trace "$@" || true
+	echo
+}
+say "tracing connections through VPP's graph (kube-vppctl trace)"
+echo "# a pod asks kube-dns over UDP; every graph node the packet crosses:"
+trace --from frontend/web-1 --to 10.96.0.10:53/udp -v
+echo "# 40 connections from backend/db-1 to frontend/web spread over its endpoints, on node-a and node-c:"
+trace --from backend/db-1 --to 10.96.10.10:80/tcp --count 40
+echo "# frontend/web-1 reaching itself through its own service (hairpin: self-twice-NAT to node-a's 10.244.0.1):"
+trace --from frontend/web-1 --to 10.96.0.10:53/tcp
+trace --from frontend/web-1 --to 10.96.10.10:80/tcp --count 4
+echo "# backend/api has ClientIP affinity: 40 connections from one client, one backend:"
+trace --from frontend/web-1 --to 10.96.20.10:80/tcp --count 40
+echo "# an outside client on the LoadBalancer IP (externalTrafficPolicy Cluster: source masqueraded to node-a):"
+trace --from 198.51.100.7 --to 203.0.113.10:80/tcp
+echo "# NodePort with externalTrafficPolicy Local; node-a has api endpoints, so the client keeps its address:"
+trace --from 198.51.100.7 --to 192.168.10.11:30080/tcp
+echo "# default/empty has no endpoints: rejected at once (ICMP unreachable), not a silent hang:"
+trace --from frontend/web-1 --to 10.96.0.100:80/tcp
+echo "# the externalIP 198.51.100.20 lies outside network.external-ip-cidrs (empty here): not programmed:"
+trace --from frontend/web-1 --to 198.51.100.20:80/tcp
+say "the health check of backend/api-lb-local (healthCheckNodePort 32000), as a load balancer probes it"
+curl -s -i http://127.0.0.1:32000/ 2>/dev/null | tr -d '\r' | sed 's/^/  /' || echo "  (curl not installed)"
+echo
 
 say "what the agent logged"
 grep -E '"?(created|programmed|added|registered|bound|set admin|pod added|fall back)' "$RUN/agent.log" | sed 's/^/  /' || true

@@ -452,6 +452,9 @@ type Status struct {
 	Service   string     `json:"service"`
 	Frontends []Frontend `json:"frontends"`
 	Problems  []string   `json:"problems,omitempty"`
+	// Mappings are what VPP holds for the service, as the NAT44-ED
+	// driver last programmed it; filled in by the caller.
+	Mappings []nat44ed.Mapping `json:"mappings,omitempty"`
 	// HealthCheck is the healthCheckNodePort served, if any.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 }

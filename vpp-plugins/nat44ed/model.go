@@ -29,12 +29,28 @@ func (p Protocol) String() string {
 	return fmt.Sprintf("proto-%d", uint8(p))
 }
 
+// MarshalText writes tcp or udp, for JSON.
+func (p Protocol) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (p *Protocol) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "tcp":
+		*p = TCP
+	case "udp":
+		*p = UDP
+	default:
+		return fmt.Errorf("protocol %q: want tcp or udp", b)
+	}
+	return nil
+}
+
 // Local is one backend of a mapping.
 type Local struct {
-	Addr netip.AddrPort
+	Addr netip.AddrPort `json:"addr"`
 	// Probability is the local's weight: VPP picks a local with chance
 	// probability/sum over the mapping's locals. 0 is refused.
-	Probability uint8
+	Probability uint8 `json:"probability"`
 }
 
 // Mapping is one out2in-only static mapping from External to one of
@@ -48,21 +64,21 @@ type Mapping struct {
 	// is not kube-vpp's are never touched. It also carries what VPP's
 	// dumps do not report back (the affinity timeout), so a mapping whose
 	// tag differs is replaced.
-	Tag      string
-	External netip.AddrPort
-	Protocol Protocol
-	Locals   []Local
+	Tag      string         `json:"tag"`
+	External netip.AddrPort `json:"external"`
+	Protocol Protocol       `json:"protocol"`
+	Locals   []Local        `json:"locals"`
 	// Affinity is the ClientIP session affinity timeout in seconds, 0 for
 	// none. It needs two or more locals.
-	Affinity uint32
+	Affinity uint32 `json:"affinity,omitempty"`
 	// TwiceNAT rewrites the source of every client to a twice-NAT pool
 	// address, so a backend on another node replies through this node
 	// (kube-proxy's masquerade for externalTrafficPolicy Cluster).
-	TwiceNAT bool
+	TwiceNAT bool `json:"twiceNAT,omitempty"`
 	// SelfTwiceNAT rewrites the source of a client that the mapping sends
 	// to itself (a pod reaching itself through its service) to a twice-NAT
 	// pool address, so the reply comes back through VPP.
-	SelfTwiceNAT bool
+	SelfTwiceNAT bool `json:"selfTwiceNAT,omitempty"`
 }
 
 // Key identifies a mapping in VPP: its external address, port and protocol.
