@@ -1,0 +1,113 @@
+package behaviour
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/kube-vpp/kube-vpp/agent"
+	"github.com/kube-vpp/kube-vpp/agent/config"
+	"github.com/kube-vpp/kube-vpp/agent/ctl"
+	"github.com/kube-vpp/kube-vpp/agent/offline"
+	"github.com/kube-vpp/kube-vpp/vppapi/sim"
+	"github.com/kube-vpp/kube-vpp/vppapi/sim/simtest"
+)
+
+// startAgent runs node-a's agent in this process over dir against the
+// simulator at apiSock until the returned stop is called.
+func startAgent(t *testing.T, dir, apiSock string) (*ctl.Client, func()) {
+	t.Helper()
+	run := t.TempDir()
+	ctlSock := filepath.Join(run, "ctl.sock")
+	cfg, err := config.Load([]string{"--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
+		"--ctl-socket", ctlSock, "--cni-socket", filepath.Join(run, "cni.sock"), "--state-dir", filepath.Join(run, "state"),
+		"--http-listen", "127.0.0.1:0", "--uplink-interface", offline.Uplink, "--pod-interface", "tap",
+		"--health-check-addresses", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pods.MemifDir, cfg.Pods.VhostDir = filepath.Join(run, "memif"), filepath.Join(run, "vhost")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.New(cfg, zaptest.NewLogger(t), agent.VirtualPods()).Run(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}
+	c := ctl.NewClient(ctlSock)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Status(context.Background())
+		if err == nil && st.Ready {
+			return c, stop
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("agent not ready: %+v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Services stay up through restarts: a restarted agent on an unchanged
+// cluster writes nothing to VPP, and a restarted VPP gets every mapping
+// back.
+func TestServicesThroughRestarts(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "cluster.yaml", clusterYAML)
+	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, freePort(t)))
+	write(t, dir, "web-slices.yaml", webSlices(true))
+	write(t, dir, "slices.yaml", otherSlices())
+	env := simtest.Start(t, sim.Options{NoHost: true, Interfaces: []sim.InterfaceSpec{
+		{Name: offline.Uplink, Addresses: []string{"192.168.10.11/24"}, Up: true}}})
+
+	web := map[string]bool{"10.244.0.11:8080": true, "10.244.0.12:8080": true, "10.244.1.11:8080": true}
+	served := func(c *ctl.Client) (bool, string) {
+		rep, err := c.Trace(context.Background(), ctl.TraceRequest{From: "default/client", To: "10.96.0.20:80", Protocol: "tcp"})
+		if err != nil {
+			return false, err.Error()
+		}
+		p := rep.Packets[0]
+		return p.Verdict == "forwarded" && web[dnat(p)], p.String()
+	}
+
+	c, stop := startAgent(t, dir, env.Path)
+	if ok, got := served(c); !ok {
+		t.Fatalf("before any restart: %s", got)
+	}
+	stop()
+	// Traces create NAT sessions (writes of the dataplane, not of the
+	// agent): count from here.
+	before := env.Writes()
+	c, stop = startAgent(t, dir, env.Path)
+	defer func() { stop() }()
+	if w := env.Writes() - before; w != 0 {
+		t.Errorf("restarted agent on an unchanged cluster wrote %d times to VPP, want 0: %v", w, env.Sim.CallCounts())
+	}
+	if ok, got := served(c); !ok {
+		t.Errorf("after an agent restart: %s", got)
+	}
+
+	env.Restart()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, got := served(c)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a VPP restart the service never came back: %s", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e := &env{t: t, ctx: context.Background(), c: c}
+	if p := e.trace("default/client", "10.96.0.50:80", "tcp", 1)[0]; p.Verdict != "rejected" {
+		t.Errorf("after a VPP restart, no-endpoint service: %s, want rejected (reject routes back)", p)
+	}
+}
