@@ -64,7 +64,7 @@ func TestServicesThroughRestarts(t *testing.T) {
 	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, freePort(t)))
 	write(t, dir, "web-slices.yaml", webSlices(true))
 	write(t, dir, "slices.yaml", otherSlices())
-	env := simtest.Start(t, sim.Options{NoHost: true, Interfaces: []sim.InterfaceSpec{
+	vpp := simtest.Start(t, sim.Options{NoHost: true, Interfaces: []sim.InterfaceSpec{
 		{Name: offline.Uplink, Addresses: []string{"192.168.10.11/24"}, Up: true}}})
 
 	web := map[string]bool{"10.244.0.11:8080": true, "10.244.0.12:8080": true, "10.244.1.11:8080": true}
@@ -77,24 +77,24 @@ func TestServicesThroughRestarts(t *testing.T) {
 		return p.Verdict == "forwarded" && web[dnat(p)], p.String()
 	}
 
-	c, stop := startAgent(t, dir, env.Path)
+	c, stop := startAgent(t, dir, vpp.Path)
 	if ok, got := served(c); !ok {
 		t.Fatalf("before any restart: %s", got)
 	}
 	stop()
 	// Traces create NAT sessions (writes of the dataplane, not of the
 	// agent): count from here.
-	before := env.Writes()
-	c, stop = startAgent(t, dir, env.Path)
+	before := vpp.Writes()
+	c, stop = startAgent(t, dir, vpp.Path)
 	defer func() { stop() }()
-	if w := env.Writes() - before; w != 0 {
-		t.Errorf("restarted agent on an unchanged cluster wrote %d times to VPP, want 0: %v", w, env.Sim.CallCounts())
+	if w := vpp.Writes() - before; w != 0 {
+		t.Errorf("restarted agent on an unchanged cluster wrote %d times to VPP, want 0: %v", w, vpp.Sim.CallCounts())
 	}
 	if ok, got := served(c); !ok {
 		t.Errorf("after an agent restart: %s", got)
 	}
 
-	env.Restart()
+	vpp.Restart()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ok, got := served(c)
