@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -51,36 +52,52 @@ func (p ServiceProblem) Error() string { return "service " + p.Service + ": " + 
 // health checks: the cost of one endpoint change does not grow with the
 // number of services. Resync programs everything, after VPP (re)connects.
 type Proxy struct {
-	nat    NAT
-	routes Routes
-	health HealthChecks
-	log    *zap.Logger
+	nat     NAT
+	routes  Routes
+	servers HealthChecks
+	log     *zap.Logger
 
 	mu       sync.Mutex
 	cfg      Config
 	services map[string]*corev1.Service
 	slices   map[string]map[string]*discoveryv1.EndpointSlice // service -> slice name -> slice
-	dirty    map[string]bool
-	applied  map[string]Output // what is programmed, by service
-	owner    map[nat44ed.Key]string
-	waiting  map[nat44ed.Key]map[string]bool // services refused a key another holds
-	rejects  map[netip.Addr]map[string]bool  // reject route -> services wanting it
-	hcOwner  map[uint16]string
-	synced   bool
+	// sliceOwner is the service of each slice ("namespace/slice"), so a
+	// relabelled slice leaves its old service without a scan.
+	sliceOwner map[string]string
+	dirty      map[string]bool
+	applied    map[string]Output // what is programmed, by service
+	owner      map[nat44ed.Key]string
+	waiting    map[nat44ed.Key]map[string]bool // services refused a key another holds
+	waitsFor   map[string][]nat44ed.Key        // the keys each waiting service waits for
+	// health are the health checks of the applied services that have one.
+	health  map[string]HealthCheck
+	rejects map[netip.Addr]map[string]bool // reject route -> services wanting it
+	// reroute are reject routes to program at the next Apply although no
+	// service's need changed: their last update failed, or the address
+	// became or stopped being a node address.
+	reroute map[netip.Addr]bool
+	hcOwner map[uint16]string
+	// hcRetry: the last health-check Sync failed.
+	hcRetry bool
+	synced  bool
 }
 
 // NewProxy returns a proxy programming through nat, routes and health.
 func NewProxy(nat NAT, routes Routes, health HealthChecks, log *zap.Logger) *Proxy {
 	return &Proxy{
-		nat: nat, routes: routes, health: health, log: log.Named("services"),
-		services: map[string]*corev1.Service{},
-		slices:   map[string]map[string]*discoveryv1.EndpointSlice{},
-		dirty:    map[string]bool{},
-		applied:  map[string]Output{},
-		owner:    map[nat44ed.Key]string{},
-		waiting:  map[nat44ed.Key]map[string]bool{},
-		rejects:  map[netip.Addr]map[string]bool{},
-		hcOwner:  map[uint16]string{},
+		nat: nat, routes: routes, servers: health, log: log.Named("services"),
+		services:   map[string]*corev1.Service{},
+		slices:     map[string]map[string]*discoveryv1.EndpointSlice{},
+		sliceOwner: map[string]string{},
+		waitsFor:   map[string][]nat44ed.Key{},
+		health:     map[string]HealthCheck{},
+		dirty:      map[string]bool{},
+		applied:    map[string]Output{},
+		owner:      map[nat44ed.Key]string{},
+		waiting:    map[nat44ed.Key]map[string]bool{},
+		rejects:    map[netip.Addr]map[string]bool{},
+		reroute:    map[netip.Addr]bool{},
+		hcOwner:    map[uint16]string{},
 	}
 }
 
@@ -94,6 +111,11 @@ func (p *Proxy) SetConfig(cfg Config) {
 	if slices.Equal(cfg.NodePortAddresses, p.cfg.NodePortAddresses) &&
 		slices.Equal(cfg.ExternalIPCIDRs, p.cfg.ExternalIPCIDRs) && cfg.Node == p.cfg.Node {
 		return
+	}
+	for a := range p.rejects {
+		if slices.Contains(p.cfg.NodePortAddresses, a) != slices.Contains(cfg.NodePortAddresses, a) {
+			p.reroute[a] = true
+		}
 	}
 	p.cfg = cfg
 	for k := range p.services {
@@ -132,13 +154,12 @@ func (p *Proxy) SetEndpointSlice(s *discoveryv1.EndpointSlice) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := key(s.Namespace, svc)
+	id := key(s.Namespace, s.Name)
 	// A slice relabelled to another service leaves its old one.
-	for other, byName := range p.slices {
-		if old, ok := byName[s.Name]; ok && other != k && old.Namespace == s.Namespace {
-			delete(byName, s.Name)
-			p.dirty[other] = true
-		}
+	if other, ok := p.sliceOwner[id]; ok && other != k {
+		p.removeSlice(other, s.Name)
 	}
+	p.sliceOwner[id] = k
 	if p.slices[k] == nil {
 		p.slices[k] = map[string]*discoveryv1.EndpointSlice{}
 	}
@@ -154,14 +175,24 @@ func (p *Proxy) DeleteEndpointSlice(s *discoveryv1.EndpointSlice) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	id := key(s.Namespace, s.Name)
 	k := key(s.Namespace, svc)
-	if byName := p.slices[k]; byName != nil {
-		delete(byName, s.Name)
+	if owner, ok := p.sliceOwner[id]; ok {
+		k = owner // the label may have changed since we recorded it
+	}
+	delete(p.sliceOwner, id)
+	p.removeSlice(k, s.Name)
+}
+
+// removeSlice drops a slice from a service; p.mu is held.
+func (p *Proxy) removeSlice(service, name string) {
+	if byName := p.slices[service]; byName != nil {
+		delete(byName, name)
 		if len(byName) == 0 {
-			delete(p.slices, k)
+			delete(p.slices, service)
 		}
 	}
-	p.dirty[k] = true
+	p.dirty[service] = true
 }
 
 // Synced reports whether a Resync has succeeded since the proxy was made
@@ -179,11 +210,12 @@ func (p *Proxy) Invalidate() {
 	p.synced = false
 }
 
-// Pending reports whether some service changed since the last Apply.
+// Pending reports whether some service changed since the last Apply, or
+// something the last Apply programmed failed.
 func (p *Proxy) Pending() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.dirty) > 0
+	return len(p.dirty) > 0 || len(p.reroute) > 0 || p.hcRetry
 }
 
 func (p *Proxy) translate(k string) Output {
@@ -201,124 +233,6 @@ func (p *Proxy) translate(k string) Output {
 	return out
 }
 
-// claim settles which service serves each mapping key: the one already
-// holding it keeps it; another asking for it gets a Problem and waits
-// until it is released. It returns out without the refused mappings.
-func (p *Proxy) claim(out Output) Output {
-	kept := out.Mappings[:0:0]
-	for _, m := range out.Mappings {
-		k := m.Key()
-		if o, held := p.owner[k]; held && o != out.Service {
-			out.Problems = append(out.Problems, Problem{
-				Field: "spec.ports", Reason: "AddressInUse",
-				Err: fmt.Errorf("%s is already served by service %s", k, o),
-			})
-			for i := range out.Frontends {
-				f := &out.Frontends[i]
-				if f.Address == k.External && f.Protocol == k.Protocol {
-					f.Backends, f.Note = nil, "not programmed: "+k.String()+" is served by service "+o
-				}
-			}
-			if p.waiting[k] == nil {
-				p.waiting[k] = map[string]bool{}
-			}
-			p.waiting[k][out.Service] = true
-			continue
-		}
-		kept = append(kept, m)
-	}
-	out.Mappings = kept
-	return out
-}
-
-// own records out as applied, moving key ownership, reject-route and
-// health-check references from the previous output; it returns the
-// reject routes whose need changed.
-func (p *Proxy) own(out Output) []netip.Addr {
-	prev := p.applied[out.Service]
-	for _, m := range prev.Mappings {
-		if p.owner[m.Key()] == out.Service {
-			delete(p.owner, m.Key())
-			for w := range p.waiting[m.Key()] {
-				p.dirty[w] = true // may take it now
-			}
-			delete(p.waiting, m.Key())
-		}
-	}
-	for _, m := range out.Mappings {
-		p.owner[m.Key()] = out.Service
-	}
-	var changed []netip.Addr
-	for _, a := range prev.RejectIPs {
-		if !slices.Contains(out.RejectIPs, a) {
-			delete(p.rejects[a], out.Service)
-			if len(p.rejects[a]) == 0 {
-				delete(p.rejects, a)
-				changed = append(changed, a)
-			}
-		}
-	}
-	for _, a := range out.RejectIPs {
-		if p.rejects[a] == nil {
-			p.rejects[a] = map[string]bool{}
-			changed = append(changed, a)
-		}
-		p.rejects[a][out.Service] = true
-	}
-	if len(out.Mappings) == 0 && len(out.RejectIPs) == 0 && out.HealthCheck == nil && len(out.Problems) == 0 {
-		delete(p.applied, out.Service)
-	} else {
-		p.applied[out.Service] = out
-	}
-	return changed
-}
-
-// rejectRoute is the route for a service IP: ICMP unreachable, reached
-// only by ports with no mapping (see RejectIPs).
-func (p *Proxy) rejectRoute(a netip.Addr) ip.Route {
-	r := ip.Route{Prefix: netip.PrefixFrom(a, a.BitLen())}
-	if len(p.rejects[a]) > 0 && !slices.Contains(p.cfg.NodePortAddresses, a) {
-		r.Paths = []ip.Path{{Type: ip.Unreachable}}
-	}
-	return r
-}
-
-// healthChecks is the health-check listeners wanted: per port the first
-// service (by name) asking for it.
-func (p *Proxy) healthChecks() (map[uint16]healthcheck.Service, bool) {
-	want := map[uint16]healthcheck.Service{}
-	owner := map[uint16]string{}
-	for k, out := range p.applied {
-		hc := out.HealthCheck
-		if hc == nil {
-			continue
-		}
-		if o, ok := owner[hc.Port]; ok && o < k {
-			continue
-		}
-		ns, name, _ := cutKey(k)
-		want[hc.Port] = healthcheck.Service{Namespace: ns, Name: name, LocalEndpoints: hc.LocalEndpoints}
-		owner[hc.Port] = k
-	}
-	changed := len(owner) != len(p.hcOwner)
-	for port, k := range owner {
-		if p.hcOwner[port] != k {
-			changed = true
-		}
-	}
-	p.hcOwner = owner
-	return want, changed
-}
-
-func cutKey(k string) (namespace, name string, ok bool) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			return k[:i], k[i+1:], true
-		}
-	}
-	return "", k, false
-}
-
 // Apply translates and programs the services that changed since the last
 // Apply or Resync. It returns the services' problems (to report as
 // Events) and the programming errors, joined; a service that failed stays
@@ -330,10 +244,12 @@ func (p *Proxy) Apply(ctx context.Context) ([]ServiceProblem, error) {
 		return nil, errors.New("services: not synced with VPP yet")
 	}
 	var (
-		problems []ServiceProblem
-		errs     []error
-		routes   []ip.Route
-		hcDirty  bool
+		errs    []error
+		hcDirty bool
+		// A service translated twice reports its last translation's
+		// problems only: a key refused in the first round may be taken
+		// in the second.
+		byService = map[string][]Problem{}
 	)
 	// A key released in this round may be waited for by a service handled
 	// before it: a second round lets that one take it now.
@@ -347,11 +263,7 @@ func (p *Proxy) Apply(ctx context.Context) ([]ServiceProblem, error) {
 		clear(p.dirty)
 		for _, k := range keys {
 			out := p.claim(p.translate(k))
-			if round == 0 || !failed[k] {
-				for _, pr := range out.Problems {
-					problems = append(problems, ServiceProblem{k, pr})
-				}
-			}
+			byService[k] = out.Problems
 			if err := p.nat.Update(ctx, k, out.Mappings); err != nil {
 				errs = append(errs, fmt.Errorf("service %s: %w", k, err))
 				failed[k] = true
@@ -360,7 +272,7 @@ func (p *Proxy) Apply(ctx context.Context) ([]ServiceProblem, error) {
 			delete(failed, k)
 			prevHC := p.applied[k].HealthCheck
 			for _, a := range p.own(out) {
-				routes = append(routes, p.rejectRoute(a))
+				p.reroute[a] = true
 			}
 			if !sameHealthCheck(prevHC, out.HealthCheck) {
 				hcDirty = true
@@ -374,24 +286,33 @@ func (p *Proxy) Apply(ctx context.Context) ([]ServiceProblem, error) {
 	for k := range failed {
 		p.dirty[k] = true
 	}
-	if len(routes) > 0 {
+	if len(p.reroute) > 0 {
+		routes := make([]ip.Route, 0, len(p.reroute))
+		for _, a := range slices.SortedFunc(maps.Keys(p.reroute), netip.Addr.Compare) {
+			routes = append(routes, p.rejectRoute(a))
+		}
 		if err := p.routes.Update(ctx, routes); err != nil {
 			errs = append(errs, fmt.Errorf("service reject routes: %w", err))
+		} else {
+			clear(p.reroute)
 		}
 	}
-	if want, changed := p.healthChecks(); changed || hcDirty {
-		if err := p.health.Sync(want); err != nil {
+	var problems []ServiceProblem
+	if want, changed := p.healthChecks(); changed || hcDirty || p.hcRetry {
+		err := p.servers.Sync(want)
+		p.hcRetry = err != nil
+		hcProblems, err := healthProblems(err)
+		problems = append(problems, hcProblems...)
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return problems, errors.Join(errs...)
-}
-
-func sameHealthCheck(a, b *HealthCheck) bool {
-	if a == nil || b == nil {
-		return a == b
+	for _, k := range slices.Sorted(maps.Keys(byService)) {
+		for _, pr := range byService[k] {
+			problems = append(problems, ServiceProblem{k, pr})
+		}
 	}
-	return *a == *b
+	return problems, errors.Join(errs...)
 }
 
 // Resync translates every service and makes VPP hold exactly their
@@ -404,15 +325,31 @@ func (p *Proxy) Resync(ctx context.Context) ([]ServiceProblem, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// A key keeps its holder across a resync: a VPP reconnect must not
+	// hand it to the service waiting for it.
+	held := maps.Clone(p.owner)
 	clear(p.dirty)
 	clear(p.applied)
 	clear(p.owner)
 	clear(p.waiting)
+	clear(p.waitsFor)
+	clear(p.health)
 	clear(p.rejects)
+	clear(p.reroute)
+	p.hcRetry = false
+	outs := make([]Output, len(keys))
+	for i, k := range keys {
+		outs[i] = p.translate(k)
+		for _, m := range outs[i].Mappings {
+			if held[m.Key()] == k {
+				p.owner[m.Key()] = k
+			}
+		}
+	}
 	var problems []ServiceProblem
 	all := make(map[string][]nat44ed.Mapping, len(keys))
-	for _, k := range keys {
-		out := p.claim(p.translate(k))
+	for i, k := range keys {
+		out := p.claim(outs[i])
 		for _, pr := range out.Problems {
 			problems = append(problems, ServiceProblem{k, pr})
 		}
@@ -435,8 +372,12 @@ func (p *Proxy) Resync(ctx context.Context) ([]ServiceProblem, error) {
 		errs = append(errs, fmt.Errorf("service reject routes: %w", err))
 	}
 	hc, _ := p.healthChecks()
-	if err := p.health.Sync(hc); err != nil {
-		errs = append(errs, err)
+	hcErr := p.servers.Sync(hc)
+	p.hcRetry = hcErr != nil
+	hcProblems, hcErr := healthProblems(hcErr)
+	problems = append(problems, hcProblems...)
+	if hcErr != nil {
+		errs = append(errs, hcErr)
 	}
 	if len(errs) > 0 {
 		return problems, errors.Join(errs...)
@@ -465,7 +406,11 @@ func (p *Proxy) Services() []Status {
 	defer p.mu.Unlock()
 	out := make([]Status, 0, len(p.applied))
 	for k, o := range p.applied {
-		st := Status{Service: k, Frontends: o.Frontends, HealthCheck: o.HealthCheck}
+		st := Status{Service: k, Frontends: slices.Clone(o.Frontends)}
+		if o.HealthCheck != nil {
+			hc := *o.HealthCheck
+			st.HealthCheck = &hc
+		}
 		for _, pr := range o.Problems {
 			st.Problems = append(st.Problems, pr.Error())
 		}

@@ -25,13 +25,19 @@ func (p *parser) services() Services {
 		Enabled:           p.boolean(KeyServicesEnabled),
 		NodePortAddresses: p.optionalPrefixes(KeyServicesNodePortAddresses),
 	}
+	seen := map[netip.Addr]bool{}
 	for _, e := range p.list(KeyServicesHealthCheckAddresses) {
 		a, err := netip.ParseAddr(e)
-		if err != nil {
+		switch {
+		case err != nil:
 			p.invalid(KeyServicesHealthCheckAddresses, e, fmt.Sprintf("not an IP address: %v", err))
-			continue
+		case seen[a]:
+			// Each is bound once per port: a second bind would fail the port.
+			p.invalid(KeyServicesHealthCheckAddresses, e, "listed twice")
+		default:
+			seen[a] = true
+			s.HealthCheckAddresses = append(s.HealthCheckAddresses, a)
 		}
-		s.HealthCheckAddresses = append(s.HealthCheckAddresses, a)
 	}
 	return s
 }

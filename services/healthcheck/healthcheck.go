@@ -104,7 +104,7 @@ func (s *Servers) Sync(want map[uint16]Service) error {
 		if err != nil {
 			s.log.Error("cannot open service health check", zap.Stringer("service", svc),
 				zap.Uint16("port", port), zap.Error(err))
-			errs = append(errs, fmt.Errorf("health check of service %s on port %d: %w", svc, port, err))
+			errs = append(errs, &PortError{Service: svc, Port: port, Err: err})
 			continue
 		}
 		s.ports[port] = ps
@@ -113,6 +113,19 @@ func (s *Servers) Sync(want map[uint16]Service) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PortError is a health check port that could not be opened.
+type PortError struct {
+	Service Service
+	Port    uint16
+	Err     error
+}
+
+func (e *PortError) Error() string {
+	return fmt.Sprintf("health check of service %s on port %d: %v", e.Service, e.Port, e.Err)
+}
+
+func (e *PortError) Unwrap() error { return e.Err }
 
 // Ports returns what is served now, keyed by port.
 func (s *Servers) Ports() map[uint16]Service {
