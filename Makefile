@@ -1,6 +1,7 @@
 # kube-vpp: `make demo` runs the agent on the example cluster against the VPP
 # simulator; `make test` runs every test with the race detector.
 
+SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin
 BINARIES := kube-vpp-agent kube-vppctl vppsim kube-vpp-cni
@@ -23,11 +24,12 @@ test-deps:
 test: test-deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
-# bench prints figures; it never fails on timing. The end-to-end ones need
-# root and FRR (make test-deps) and are gated by KUBE_VPP_BENCH.
+# bench prints figures; it never fails on timing. The end-to-end ones
+# (BGP, CNI, services: TestBenchServicesProxy and TestBenchServicesAgent)
+# are gated by KUBE_VPP_BENCH; BGP and CNI need root, BGP also FRR (make test-deps).
 bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	KUBE_VPP_BENCH=1 $(GO) test -count=1 -v -run '^TestBench' ./tests/ | grep -E 'BENCH|^(---|ok|FAIL)'
+	set -o pipefail; KUBE_VPP_BENCH=1 $(GO) test -count=1 -v -timeout 20m -run '^TestBench' ./tests/ | grep -E 'BENCH|^(---|ok|FAIL)'
 
 
 demo: build

@@ -155,15 +155,24 @@ func (a *Agent) Run(ctx context.Context) error {
 		watched = append(watched, src.Informers.Core().V1().Services().Informer(),
 			src.Informers.Discovery().V1().EndpointSlices().Informer())
 	}
+	// The first sync waits for every handler to have seen the caches'
+	// initial objects (HasSynced), not only for the caches to fill:
+	// a service proxy resync that ran before its handlers had delivered
+	// every EndpointSlice would remove the mappings of the rest.
+	var regs []cache.InformerSynced
 	for _, inf := range watched {
-		if _, err := inf.AddEventHandler(handler); err != nil {
+		reg, err := inf.AddEventHandler(handler)
+		if err != nil {
 			return fmt.Errorf("watching kubernetes objects: %w", err)
 		}
+		regs = append(regs, reg.HasSynced)
 	}
 	if a.svc != nil {
-		if err := a.svc.watch(src); err != nil {
+		svcRegs, err := a.svc.watch(src)
+		if err != nil {
 			return err
 		}
+		regs = append(regs, svcRegs...)
 		defer a.svc.close()
 	}
 
@@ -207,6 +216,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := src.Start(ctx); err != nil {
 			fail(fmt.Errorf("kubernetes source: %w", err))
 			return
+		}
+		if !cache.WaitForCacheSync(ctx.Done(), regs...) {
+			return // ctx ended
 		}
 		a.log.Info("kubernetes caches synced")
 		poke()

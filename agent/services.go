@@ -54,8 +54,10 @@ func (s *serviceProxy) poke() {
 	}
 }
 
-// watch feeds the proxy from the Service and EndpointSlice informers.
-func (s *serviceProxy) watch(src *source.Source) error {
+// watch feeds the proxy from the Service and EndpointSlice informers; it
+// returns the handlers' HasSynced, true once each has been handed its
+// informer's initial objects.
+func (s *serviceProxy) watch(src *source.Source) ([]cache.InformerSynced, error) {
 	svcs := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { s.setService(o) },
 		UpdateFunc: func(_, o any) { s.setService(o) },
@@ -82,13 +84,15 @@ func (s *serviceProxy) watch(src *source.Source) error {
 			}
 		},
 	}
-	if _, err := src.Informers.Core().V1().Services().Informer().AddEventHandler(svcs); err != nil {
-		return fmt.Errorf("watching services: %w", err)
+	sr, err := src.Informers.Core().V1().Services().Informer().AddEventHandler(svcs)
+	if err != nil {
+		return nil, fmt.Errorf("watching services: %w", err)
 	}
-	if _, err := src.Informers.Discovery().V1().EndpointSlices().Informer().AddEventHandler(eps); err != nil {
-		return fmt.Errorf("watching endpointslices: %w", err)
+	er, err := src.Informers.Discovery().V1().EndpointSlices().Informer().AddEventHandler(eps)
+	if err != nil {
+		return nil, fmt.Errorf("watching endpointslices: %w", err)
 	}
-	return nil
+	return []cache.InformerSynced{sr.HasSynced, er.HasSynced}, nil
 }
 
 func (s *serviceProxy) setService(o any) {

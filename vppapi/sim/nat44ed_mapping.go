@@ -123,7 +123,7 @@ func (n *nat44State) addStaticMappingInternal(r smRequest) int32 {
 			}
 		}
 		m.locals.put(&smLocal{vrf: r.vrf})
-		n.db.i2o[smKey{addr: m.local, port: m.localPort, vrf: r.vrf, proto: m.proto}] = m
+		n.linkI2O(smKey{addr: m.local, port: m.localPort, vrf: r.vrf, proto: m.proto}, m)
 		return 0
 	}
 	vrf := r.vrf
@@ -144,11 +144,11 @@ func (n *nat44State) addStaticMappingInternal(r smRequest) int32 {
 	} else {
 		m.vrf = vrf
 	}
-	n.db.mappings.put(m)
+	m.slot = n.db.mappings.put(m)
 	if r.flags&smOut2InOnly == 0 {
-		n.db.i2o[smKey{addr: m.local, port: m.localPort, vrf: vrf, proto: m.proto}] = m
+		n.linkI2O(smKey{addr: m.local, port: m.localPort, vrf: vrf, proto: m.proto}, m)
 	}
-	n.db.o2i[smKey{addr: m.external, port: m.externalPort, proto: m.proto}] = m
+	n.linkO2I(smKey{addr: m.external, port: m.externalPort, proto: m.proto}, m)
 	return 0
 }
 
@@ -209,12 +209,12 @@ func (n *nat44State) delStaticMappingInternal(r smRequest, now time.Duration) in
 		}
 	}
 	if r.flags&smOut2InOnly == 0 {
-		delete(n.db.i2o, smKey{addr: r.local, port: r.localPort, vrf: vrf, proto: r.proto})
+		n.unlink(n.db.i2o, smKey{addr: r.local, port: r.localPort, vrf: vrf, proto: r.proto}, false)
 	}
 	n.delMappingSessions(m, vrf, r, now)
 	// A load-balanced or identity mapping keeps its locals, and stays.
 	if m.locals.len() == 0 {
-		delete(n.db.o2i, smKey{addr: r.external, port: r.extPort, proto: r.proto})
+		n.unlink(n.db.o2i, smKey{addr: r.external, port: r.extPort, proto: r.proto}, true)
 		n.freeMapping(slot, m)
 	}
 	return 0
@@ -254,13 +254,7 @@ func (n *nat44State) mappingByExternal(a netip.Addr, port uint16, proto uint8) (
 	if m == nil {
 		return -1, nil
 	}
-	ids, all := n.db.mappings.all()
-	for k, x := range all {
-		if x == m {
-			return ids[k], m
-		}
-	}
-	return -1, nil
+	return m.slot, m
 }
 
 // freeMapping returns the mapping's slot to the pool. VPP can leave a flow
@@ -268,16 +262,17 @@ func (n *nat44State) mappingByExternal(a netip.Addr, port uint16, proto uint8) (
 // the add did); the simulator drops such entries instead.
 func (n *nat44State) freeMapping(slot int, m *staticMapping) {
 	n.db.mappings.del(slot)
-	for k, x := range n.db.i2o {
-		if x == m {
+	for k := range m.i2oKeys {
+		if n.db.i2o[k] == m {
 			delete(n.db.i2o, k)
 		}
 	}
-	for k, x := range n.db.o2i {
-		if x == m {
+	for k := range m.o2iKeys {
+		if n.db.o2i[k] == m {
 			delete(n.db.o2i, k)
 		}
 	}
+	m.i2oKeys, m.o2iKeys = nil, nil
 }
 
 // lbRequest is what nat44_ed_add_lb_static_mapping takes.
@@ -314,12 +309,12 @@ func (n *nat44State) addLBMapping(r lbRequest) int32 {
 	}
 	m := &staticMapping{flags: r.flags | smLB, external: r.external, externalPort: r.extPort,
 		proto: r.proto, tag: r.tag, affinity: r.affinity}
-	n.db.mappings.put(m)
-	n.db.o2i[smKey{addr: m.external, port: m.externalPort, proto: m.proto}] = m
+	m.slot = n.db.mappings.put(m)
+	n.linkO2I(smKey{addr: m.external, port: m.externalPort, proto: m.proto}, m)
 	for _, l := range r.locals {
 		if r.flags&smOut2InOnly == 0 {
 			// Keyed in table 0 whatever the local's table, as VPP does here.
-			n.db.i2o[smKey{addr: l.addr, port: l.port, proto: r.proto}] = m
+			n.linkI2O(smKey{addr: l.addr, port: l.port, proto: r.proto}, m)
 		}
 		m.locals.put(&l)
 	}
@@ -350,10 +345,10 @@ func (n *nat44State) delLBMapping(external netip.Addr, port uint16, proto uint8,
 	if !m.is(smLB) {
 		return int32(api.INVALID_VALUE)
 	}
-	delete(n.db.o2i, smKey{addr: m.external, port: m.externalPort, proto: m.proto})
+	n.unlink(n.db.o2i, smKey{addr: m.external, port: m.externalPort, proto: m.proto}, true)
 	for _, l := range m.locals.values() {
 		if flags&smOut2InOnly == 0 {
-			delete(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: l.i2oVRF, proto: m.proto})
+			n.unlink(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: l.i2oVRF, proto: m.proto}, false)
 		}
 		n.delLocalSessions(l, now)
 	}
@@ -393,7 +388,7 @@ func (n *nat44State) addDelLBLocal(external netip.Addr, port uint16, proto uint8
 		nl := &smLocal{addr: l.addr, port: l.port, probability: l.probability, vrf: l.vrf, i2oVRF: l.vrf}
 		m.locals.put(nl)
 		if !m.is(smOut2InOnly) {
-			n.db.i2o[smKey{addr: l.addr, port: l.port, vrf: l.vrf, proto: proto}] = m
+			n.linkI2O(smKey{addr: l.addr, port: l.port, vrf: l.vrf, proto: proto}, m)
 		}
 	} else {
 		if match < 0 {
@@ -403,7 +398,7 @@ func (n *nat44State) addDelLBLocal(external netip.Addr, port uint16, proto uint8
 			return int32(api.UNSPECIFIED)
 		}
 		if !m.is(smOut2InOnly) {
-			delete(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: m.locals.slots[match].i2oVRF, proto: proto})
+			n.unlink(n.db.i2o, smKey{addr: l.addr, port: l.port, vrf: m.locals.slots[match].i2oVRF, proto: proto}, false)
 		}
 		n.delLocalSessions(m.locals.slots[match], now)
 		m.locals.del(match)

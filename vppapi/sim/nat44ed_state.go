@@ -90,6 +90,46 @@ type staticMapping struct {
 	tag          string
 	affinity     uint32 // seconds, load-balanced only
 	locals       pool[*smLocal]
+
+	// slot is the mapping's index in the pool; i2oKeys and o2iKeys are
+	// the flow hash keys naming it, so that lookups and deletes cost what
+	// VPP's hash does, not a scan of every mapping.
+	slot             int
+	i2oKeys, o2iKeys map[smKey]bool
+}
+
+// linkI2O and linkO2I enter m in a flow hash under k.
+func (n *nat44State) linkI2O(k smKey, m *staticMapping) {
+	n.unlink(n.db.i2o, k, false)
+	n.db.i2o[k] = m
+	if m.i2oKeys == nil {
+		m.i2oKeys = map[smKey]bool{}
+	}
+	m.i2oKeys[k] = true
+}
+
+func (n *nat44State) linkO2I(k smKey, m *staticMapping) {
+	n.unlink(n.db.o2i, k, true)
+	n.db.o2i[k] = m
+	if m.o2iKeys == nil {
+		m.o2iKeys = map[smKey]bool{}
+	}
+	m.o2iKeys[k] = true
+}
+
+// unlink removes k from a flow hash and from the keys of the mapping it
+// named.
+func (n *nat44State) unlink(h map[smKey]*staticMapping, k smKey, o2i bool) {
+	m := h[k]
+	if m == nil {
+		return
+	}
+	delete(h, k)
+	if o2i {
+		delete(m.o2iKeys, k)
+	} else {
+		delete(m.i2oKeys, k)
+	}
 }
 
 func (m *staticMapping) is(f smFlags) bool { return m.flags&f != 0 }
