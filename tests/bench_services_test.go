@@ -274,6 +274,9 @@ func TestBenchServicesAgent(t *testing.T) {
 	checkHealth(t, c)
 
 	out := agent.out.String()
+	if os.Getenv("KUBE_VPP_BENCH_LOG") != "" {
+		t.Log(out)
+	}
 	loaded := "?"
 	if at, _, ok := agentLog(out, "manifests loaded"); ok {
 		loaded = fmt.Sprintf("%.2fs", at.Sub(began).Seconds())
