@@ -62,10 +62,7 @@ func (s *serviceProxy) watch(src *source.Source) ([]cache.InformerSynced, error)
 		AddFunc:    func(o any) { s.setService(o) },
 		UpdateFunc: func(_, o any) { s.setService(o) },
 		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
-			}
-			if svc, ok := o.(*corev1.Service); ok {
+			if svc, ok := deleted(o).(*corev1.Service); ok {
 				s.proxy.DeleteService(svc.Namespace, svc.Name)
 				s.poke()
 			}
@@ -75,10 +72,7 @@ func (s *serviceProxy) watch(src *source.Source) ([]cache.InformerSynced, error)
 		AddFunc:    func(o any) { s.setSlice(o) },
 		UpdateFunc: func(_, o any) { s.setSlice(o) },
 		DeleteFunc: func(o any) {
-			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
-				o = t.Obj
-			}
-			if es, ok := o.(*discoveryv1.EndpointSlice); ok {
+			if es, ok := deleted(o).(*discoveryv1.EndpointSlice); ok {
 				s.proxy.DeleteEndpointSlice(es)
 				s.poke()
 			}
@@ -93,6 +87,15 @@ func (s *serviceProxy) watch(src *source.Source) ([]cache.InformerSynced, error)
 		return nil, fmt.Errorf("watching endpointslices: %w", err)
 	}
 	return []cache.InformerSynced{sr.HasSynced, er.HasSynced}, nil
+}
+
+// deleted is the object of a delete notification, which may come as a
+// tombstone when the watch missed the delete itself.
+func deleted(o any) any {
+	if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+		return t.Obj
+	}
+	return o
 }
 
 func (s *serviceProxy) setService(o any) {

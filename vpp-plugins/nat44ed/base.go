@@ -81,18 +81,9 @@ func (d *Driver) enable(ctx context.Context) error {
 // one role, so removing inside then outside clears both, and a role that
 // changes keeps NAT on the interface throughout. d.mu is held.
 func (d *Driver) configureInterfaces(ctx context.Context, base Base) error {
-	stream, err := d.rpc.Nat44InterfaceDump(ctx, &nat.Nat44InterfaceDump{})
+	have, err := d.roles(ctx)
 	if err != nil {
-		return fmt.Errorf("nat44_interface_dump: %w", err)
-	}
-	list, err := vppapi.Collect(stream.Recv)
-	if err != nil {
-		return fmt.Errorf("nat44_interface_dump: %w", err)
-	}
-	have := map[uint32]Interface{}
-	for _, i := range list {
-		idx := uint32(i.SwIfIndex)
-		have[idx] = Interface{SwIfIndex: idx, Inside: i.Flags&nat_types.NAT_IS_INSIDE != 0, Outside: i.Flags&nat_types.NAT_IS_OUTSIDE != 0}
+		return err
 	}
 	want := map[uint32]Interface{}
 	for _, i := range base.Interfaces {
@@ -133,6 +124,24 @@ func (d *Driver) configureInterfaces(ctx context.Context, base Base) error {
 	return errors.Join(errs...)
 }
 
+// roles reads every interface's NAT roles (nat44_interface_dump).
+func (d *Driver) roles(ctx context.Context) (map[uint32]Interface, error) {
+	stream, err := d.rpc.Nat44InterfaceDump(ctx, &nat.Nat44InterfaceDump{})
+	if err != nil {
+		return nil, fmt.Errorf("nat44_interface_dump: %w", err)
+	}
+	list, err := vppapi.Collect(stream.Recv)
+	if err != nil {
+		return nil, fmt.Errorf("nat44_interface_dump: %w", err)
+	}
+	have := make(map[uint32]Interface, len(list))
+	for _, i := range list {
+		idx := uint32(i.SwIfIndex)
+		have[idx] = Interface{SwIfIndex: idx, Inside: i.Flags&nat_types.NAT_IS_INSIDE != 0, Outside: i.Flags&nat_types.NAT_IS_OUTSIDE != 0}
+	}
+	return have, nil
+}
+
 func haveAny(have map[uint32]Interface, idx uint32) bool {
 	_, ok := have[idx]
 	return ok
@@ -149,28 +158,20 @@ func (d *Driver) Attach(ctx context.Context, ifs []Interface) error {
 	if err := d.enable(ctx); err != nil {
 		return err
 	}
-	stream, err := d.rpc.Nat44InterfaceDump(ctx, &nat.Nat44InterfaceDump{})
+	have, err := d.roles(ctx)
 	if err != nil {
-		return fmt.Errorf("nat44_interface_dump: %w", err)
-	}
-	list, err := vppapi.Collect(stream.Recv)
-	if err != nil {
-		return fmt.Errorf("nat44_interface_dump: %w", err)
-	}
-	have := map[uint32]nat_types.NatConfigFlags{}
-	for _, i := range list {
-		have[uint32(i.SwIfIndex)] = i.Flags
+		return err
 	}
 	if d.attached == nil {
 		d.attached = map[uint32]bool{}
 	}
 	var errs []error
 	for _, i := range ifs {
-		f := have[i.SwIfIndex]
-		if i.Inside && f&nat_types.NAT_IS_INSIDE == 0 {
+		h := have[i.SwIfIndex]
+		if i.Inside && !h.Inside {
 			errs = append(errs, d.role(ctx, i.SwIfIndex, true, true))
 		}
-		if i.Outside && f&nat_types.NAT_IS_OUTSIDE == 0 {
+		if i.Outside && !h.Outside {
 			errs = append(errs, d.role(ctx, i.SwIfIndex, false, true))
 		}
 		d.attached[i.SwIfIndex] = true
