@@ -78,8 +78,7 @@ echo "# a pod asks kube-dns over UDP; every graph node the packet crosses:"
 trace --from frontend/web-1 --to 10.96.0.10:53/udp -v
 echo "# 40 connections from backend/db-1 to frontend/web spread over its endpoints, on node-a and node-c:"
 trace --from backend/db-1 --to 10.96.10.10:80/tcp --count 40
-echo "# frontend/web-1 reaching itself through its own service (hairpin: self-twice-NAT to node-a's 10.244.0.1):"
-trace --from frontend/web-1 --to 10.96.0.10:53/tcp
+echo "# frontend/web-1 through its own service: when it lands on itself (hairpin), its source becomes node-a's 10.244.0.1:"
 trace --from frontend/web-1 --to 10.96.10.10:80/tcp --count 4
 echo "# backend/api has ClientIP affinity: 40 connections from one client, one backend:"
 trace --from frontend/web-1 --to 10.96.20.10:80/tcp --count 40
