@@ -57,7 +57,8 @@ spec: {nodeName: node-b, containers: [{name: c, image: nginx}]}
 status: {phase: Running, podIP: 10.244.1.11, podIPs: [{ip: 10.244.1.11}]}
 `
 
-// servicesYAML has one service per behaviour; %d is the health check port.
+// servicesYAML has one service per behaviour; the %d are the health check
+// ports of local and of localhere.
 const servicesYAML = `
 # web: ClusterIP, two ports (80 -> named port http = 8080, 443 -> 8443), three endpoints.
 apiVersion: v1
@@ -148,6 +149,31 @@ spec:
   healthCheckNodePort: %d
   ports:
   - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30090}
+---
+# localhere: externalTrafficPolicy Local with an endpoint on node-a and one on node-b.
+apiVersion: v1
+kind: Service
+metadata: {name: localhere, namespace: default}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.41
+  clusterIPs: [10.96.0.41]
+  externalTrafficPolicy: Local
+  healthCheckNodePort: %d
+  ports:
+  - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30091}
+---
+# itp: internalTrafficPolicy Local, endpoints on node-a and node-b.
+apiVersion: v1
+kind: Service
+metadata: {name: itp, namespace: default}
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.0.42
+  clusterIPs: [10.96.0.42]
+  internalTrafficPolicy: Local
+  ports:
+  - {name: http, protocol: TCP, port: 80, targetPort: 8080}
 ---
 # empty: no endpoints.
 apiVersion: v1
@@ -257,6 +283,8 @@ func otherSlices() string {
 		slice("ext", "ext-1", port8080, ep("10.244.0.11", "node-a")) +
 		slice("sticky", "sticky-1", port8080, all...) +
 		slice("local", "local-1", port8080, ep("10.244.1.11", "node-b")) +
+		slice("localhere", "localhere-1", port8080, ep("10.244.0.11", "node-a"), ep("10.244.1.11", "node-b")) +
+		slice("itp", "itp-1", port8080, ep("10.244.0.11", "node-a"), ep("10.244.1.11", "node-b")) +
 		slice("empty", "empty-1", port8080) +
 		slice("self", "self-1", port8080, ep("10.244.0.11", "node-a")) +
 		slice("term", "term-1", port8080, terminating("10.244.0.12", "node-a")) +

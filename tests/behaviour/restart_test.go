@@ -61,7 +61,7 @@ func startAgent(t *testing.T, dir, apiSock string) (*ctl.Client, func()) {
 func TestServicesThroughRestarts(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "cluster.yaml", clusterYAML)
-	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, freePort(t)))
+	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, freePort(t), freePort(t)))
 	write(t, dir, "web-slices.yaml", webSlices(true))
 	write(t, dir, "slices.yaml", otherSlices())
 	vpp := simtest.Start(t, sim.Options{NoHost: true, Interfaces: []sim.InterfaceSpec{

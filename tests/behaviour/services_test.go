@@ -167,9 +167,9 @@ func (e *env) waitBackends(service, frontend string, want []string) {
 
 func TestServices(t *testing.T) {
 	dir := t.TempDir()
-	hcPort := freePort(t)
+	hcPort, hcHere := freePort(t), freePort(t)
 	write(t, dir, "cluster.yaml", clusterYAML)
-	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, hcPort))
+	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, hcPort, hcHere))
 	write(t, dir, "web-slices.yaml", webSlices(true))
 	write(t, dir, "slices.yaml", otherSlices())
 
@@ -298,6 +298,36 @@ func TestServices(t *testing.T) {
 			code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", hcPort))
 			if code != http.StatusServiceUnavailable || body["localEndpoints"] != float64(0) {
 				t.Errorf("health check: %d %v, want 503 with localEndpoints 0", code, body)
+			}
+		})
+		t.Run("externalTrafficPolicy Local with a local endpoint", func(t *testing.T) {
+			e := *e
+			e.t = t
+			// Only the local endpoint, and the client keeps its address.
+			for _, p := range e.trace("198.51.100.7", "192.168.10.11:30091", "tcp", 20) {
+				e.forwardedTo(p, map[string]string{"10.244.0.11:8080": webA})
+				if s := snat(p); s != "" {
+					t.Fatalf("%s: source rewritten to %s; externalTrafficPolicy Local keeps the client's", p, s)
+				}
+			}
+			// The ClusterIP still uses both endpoints.
+			seen := map[string]bool{}
+			for _, p := range e.trace("default/client", "10.96.0.41:80", "tcp", 40) {
+				seen[e.forwardedTo(p, map[string]string{"10.244.0.11:8080": webA, "10.244.1.11:8080": uplink})] = true
+			}
+			if len(seen) != 2 {
+				t.Errorf("ClusterIP of an externalTrafficPolicy Local service reached %v, want both endpoints", seen)
+			}
+			code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", hcHere))
+			if code != http.StatusOK || body["localEndpoints"] != float64(1) {
+				t.Errorf("health check: %d %v, want 200 with localEndpoints 1", code, body)
+			}
+		})
+		t.Run("internalTrafficPolicy Local", func(t *testing.T) {
+			e := *e
+			e.t = t
+			for _, p := range e.trace("default/client", "10.96.0.42:80", "tcp", 40) {
+				e.forwardedTo(p, map[string]string{"10.244.0.11:8080": webA})
 			}
 		})
 		t.Run("no endpoints rejects", func(t *testing.T) {
