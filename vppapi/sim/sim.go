@@ -115,6 +115,7 @@ func New(opts Options) (*Sim, error) {
 	s.registerMemif(reg)
 	s.registerVhostUser(reg)
 	s.registerNAT44ED(reg)
+	s.registerACL(reg)
 	table, handlers, err := reg.build(opts.CorruptCRC)
 	if err != nil {
 		return nil, err

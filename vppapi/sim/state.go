@@ -143,6 +143,7 @@ type state struct {
 	vhost     vhostState
 
 	nat nat44State
+	acl aclState
 	// clock is the simulated time since start; Sim.Advance moves it.
 	clock time.Duration
 }
@@ -267,6 +268,7 @@ func (st *state) deleteLoopback(idx uint32) int32 {
 // their binding, which then names a missing interface, as in VPP.
 func (st *state) deleteIface(ifc *iface) {
 	st.nat.interfaceDeleted(ifc.index) // nat44_ed_sw_interface_add_del
+	st.acl.interfaceDeleted(ifc.index) // acl_sw_interface_add_del
 	st.updateUnnumbered(ifc, noIndex, false)
 	st.delAllAddresses(ifc)
 	for _, af := range []afi{af4, af6} {

@@ -51,6 +51,8 @@ type Result struct {
 	Steps      []Step
 	// Translations are the rewrites NAT applied, in the order applied.
 	Translations []Translation
+	// ACL is what each ACL node on the way decided, in the order passed.
+	ACL []ACLMatch
 }
 
 // Translation is one address and port rewrite of a packet.
@@ -112,14 +114,18 @@ func (a featureArc) walk(c *evalCtx) bool {
 func inputArc(af afi) featureArc {
 	return featureArc{name: af.String() + "-unicast", nodes: []featureNode{
 		{name: af.String() + "-not-enabled", run: notEnabled},
-		{name: "nat44-ed", run: natInput}, // after acl-plugin-in-ip4-fa, nat44_ed_eval.go
+		{name: aclNodeName(af, true), run: aclInput}, // acl_eval.go
+		{name: "nat44-ed", run: natInput},            // runs_after acl-plugin-in-ip4-fa, nat44_ed_eval.go
 	}}
 }
 
 // outputArc is ip4-output / ip6-output, walked after the rewrite; its end
-// node is interface-output. ACL output and NAT44-ED output features go here.
+// node is interface-output. nat44-ed-in2out-output (not modelled) would
+// run before acl-plugin-out-ip4-fa, which runs_before interface-output.
 func outputArc(af afi) featureArc {
-	return featureArc{name: af.String() + "-output"}
+	return featureArc{name: af.String() + "-output", nodes: []featureNode{
+		{name: aclNodeName(af, false), run: aclOutput}, // acl_eval.go
+	}}
 }
 
 // Evaluate follows a packet through the simulated graph: input checks, the

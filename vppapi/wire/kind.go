@@ -12,6 +12,8 @@ func ReadOnly(msgName string) bool {
 		"get_first_msg_id", "api_versions", "ip_route_lookup", "ip_route_lookup_v2":
 		return true
 	}
-	return strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get") || strings.Contains(msgName, "_show_") ||
+	// Plugins' own pings (acl_plugin_control_ping) and version queries
+	// (acl_plugin_get_version, covered by _get_) change nothing either.
+	return strings.HasSuffix(msgName, "_control_ping") || strings.HasSuffix(msgName, "_dump") || strings.HasSuffix(msgName, "_get") || strings.Contains(msgName, "_show_") ||
 		strings.Contains(msgName, "_get_") || strings.HasPrefix(msgName, "show_")
 }

@@ -93,6 +93,10 @@ func TestReadOnly(t *testing.T) {
 		"ip_route_add_del":             false,
 		"create_loopback":              false,
 		"cli_inband":                   false,
+		"acl_plugin_control_ping":      true,
+		"acl_plugin_get_version":       true,
+		"acl_add_replace":              false,
+		"acl_interface_set_acl_list":   false,
 	}
 	for name, want := range tests {
 		if got := ReadOnly(name); got != want {
