@@ -24,6 +24,7 @@ import (
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/cni"
 	"github.com/kube-vpp/kube-vpp/cni/pods"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/interfaces"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/nat44ed"
@@ -45,6 +46,7 @@ type Agent struct {
 	pods    *pods.Manager
 	routing *routing
 	svc     *serviceProxy // nil when services.enabled is false
+	policy  *policyEngine
 	src     *source.Source
 	events  *eventSink
 	state   syncState
@@ -61,6 +63,7 @@ func Messages() []api.Message {
 	all = append(all, interfaces.Messages()...)
 	all = append(all, ip.Messages()...)
 	all = append(all, nat44ed.Messages()...)
+	all = append(all, acl.Messages()...)
 	return all
 }
 
@@ -95,6 +98,7 @@ func New(cfg *config.Config, log *zap.Logger, opts ...Option) *Agent {
 	if cfg.Services.Enabled {
 		a.svc = newServiceProxy(a)
 	}
+	a.policy = newPolicyEngine(a)
 	a.state.uplink = ip.NoInterface
 	return a
 }
@@ -175,6 +179,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		regs = append(regs, svcRegs...)
 		defer a.svc.close()
 	}
+	polRegs, err := a.policy.watch(src)
+	if err != nil {
+		return err
+	}
+	regs = append(regs, polRegs...)
 
 	statusSrv := status.NewServer(a.cfg.HTTP.Listen, a.metrics, a.ready, a.log)
 	if err := statusSrv.Listen(); err != nil {

@@ -132,6 +132,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			}
 			err := a.svc.apply(ctx, a)
 			if err == nil {
+				// Egress tables open the VIPs whose backends they allow.
+				a.policy.poke()
 				continue
 			}
 			if !errors.Is(err, errNeedFullSync) {
@@ -143,6 +145,21 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 				backoff = min(backoff*2, retryMax)
 				continue
 			}
+		case <-a.policy.changed:
+			// Pods, namespaces or policies changed: only the ACLs and
+			// bindings that differ are written.
+			if !a.vpp.Connected() {
+				continue
+			}
+			if err := a.syncPolicy(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				a.log.Warn("applying policy changes failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
+				retry.Reset(backoff)
+				backoff = min(backoff*2, retryMax)
+			}
+			continue
 		case <-a.routing.changed:
 			if a.vpp.Connected() {
 				if err := a.routing.applyLearned(ctx, a.state.nodeRoutes(), a.state.uplinkIndex()); err != nil {
@@ -230,10 +247,23 @@ func (a *Agent) syncOnce(ctx context.Context) (err error) {
 	}
 
 	start = time.Now()
+	polErr := a.syncPolicy(ctx)
+	a.metrics.ObserveSync("policy", time.Since(start), polErr)
+
+	start = time.Now()
 	bgpErr := a.routing.sync(ctx, selfNode(nodes, a.cfg.Node.Name), nodes, nodeRoutes, uplink)
 	a.metrics.ObserveSync("bgp", time.Since(start), bgpErr)
 
-	return errors.Join(ifErr, fibErr, podErr, svcErr, bgpErr)
+	return errors.Join(ifErr, fibErr, podErr, svcErr, polErr, bgpErr)
+}
+
+// syncPolicy brings the ACLs in line with the cluster's policies.
+func (a *Agent) syncPolicy(ctx context.Context) error {
+	nodes, err := a.src.Nodes().List(everything())
+	if err != nil {
+		return fmt.Errorf("listing nodes: %w", err)
+	}
+	return a.policy.sync(ctx, a, selfNode(nodes, a.cfg.Node.Name))
 }
 
 // servicesChanged signals service changes; nil (never ready) when the

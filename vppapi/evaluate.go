@@ -29,6 +29,21 @@ type Evaluation struct {
 	Reason       string                  `json:"reason"`
 	Steps        []EvaluationStep        `json:"steps"`
 	Translations []EvaluationTranslation `json:"translations"`
+	// ACL lists every ACL node that decided on the packet, in order.
+	ACL []EvaluationACL `json:"acl"`
+}
+
+// EvaluationACL is one ACL node's decision: the rule that matched (ACL
+// index ~0 and rule -1 when none did, which denies), or the session that
+// passed the packet with the rule that created it.
+type EvaluationACL struct {
+	Node      string `json:"node"`
+	SwIfIndex uint32 `json:"swIfIndex"`
+	ACLIndex  uint32 `json:"aclIndex"`
+	Tag       string `json:"tag"`
+	Rule      int    `json:"rule"`
+	Action    string `json:"action"`
+	Session   bool   `json:"session"`
 }
 
 // EvaluationStep is one graph node.

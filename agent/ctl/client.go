@@ -73,6 +73,13 @@ func (c *Client) Trace(ctx context.Context, req TraceRequest) (TraceReply, error
 	return rep, err
 }
 
+// Policies asks the agent for its pods' policy tables.
+func (c *Client) Policies(ctx context.Context) ([]PodPolicy, error) {
+	var list []PodPolicy
+	err := c.do(ctx, http.MethodGet, "/v1/policies", nil, &list)
+	return list, err
+}
+
 // Events asks the agent for the latest Events it recorded.
 func (c *Client) Events(ctx context.Context) ([]EventInfo, error) {
 	var list []EventInfo

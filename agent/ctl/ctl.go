@@ -30,6 +30,17 @@ type Backend interface {
 	Services(ctx context.Context) ([]services.Status, error)
 	Trace(ctx context.Context, req TraceRequest) (TraceReply, error)
 	Events(ctx context.Context) []EventInfo
+	Policies(ctx context.Context) ([]PodPolicy, error)
+}
+
+// PodPolicy is one local pod's policy tables.
+type PodPolicy struct {
+	Pod        string   `json:"pod"`
+	Ingress    string   `json:"ingress,omitempty"` // ACL tag on the pod's output, "" when not isolated
+	IngressACL *uint32  `json:"ingressACL,omitempty"`
+	Egress     string   `json:"egress,omitempty"` // ACL tag on the pod's input
+	EgressACL  *uint32  `json:"egressACL,omitempty"`
+	Policies   []string `json:"policies,omitempty"`
 }
 
 // VersionInfo is the answer to `kube-vppctl version`.
@@ -136,6 +147,14 @@ func (s *Server) Serve(ctx context.Context) error {
 		writeJSON(w, http.StatusOK, list)
 	})
 	mux.HandleFunc("POST /v1/trace", s.handleTrace)
+	mux.HandleFunc("GET /v1/policies", func(w http.ResponseWriter, r *http.Request) {
+		list, err := s.backend.Policies(r.Context())
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, errorReply{err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.backend.Events(r.Context()))
 	})

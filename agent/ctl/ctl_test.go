@@ -59,6 +59,10 @@ func (f *fakeBackend) Trace(_ context.Context, req TraceRequest) (TraceReply, er
 	return rep, nil
 }
 
+func (f *fakeBackend) Policies(context.Context) ([]PodPolicy, error) {
+	return []PodPolicy{{Pod: "default/web", Ingress: "kube-vpp:acl:in-1", Policies: []string{"default/deny"}}}, nil
+}
+
 func (f *fakeBackend) Events(context.Context) []EventInfo {
 	return []EventInfo{{Type: "Warning", Kind: "Service", Object: "default/web", Reason: "ExternalIPNotAllowed"}}
 }

@@ -82,8 +82,26 @@ type TracePacket struct {
 	Egress  *TraceInterface `json:"egress,omitempty"`
 	NextHop string          `json:"nextHop,omitempty"`
 	// Reason says why a packet was dropped, rejected or delivered locally.
-	Reason string      `json:"reason,omitempty"`
-	Steps  []TraceStep `json:"steps"`
+	Reason string `json:"reason,omitempty"`
+	// Policy lists the ACL decisions on the path, with the NetworkPolicy
+	// behind each.
+	Policy []TracePolicy `json:"policy,omitempty"`
+	Steps  []TraceStep   `json:"steps"`
+}
+
+// TracePolicy is one ACL node's decision on a packet.
+type TracePolicy struct {
+	Node      string `json:"node"` // acl-plugin-in-ip4-fa or acl-plugin-out-ip4-fa
+	SwIfIndex uint32 `json:"swIfIndex"`
+	Action    string `json:"action"` // permit, permit+reflect or deny
+	// Session is true when a reflexive session passed the packet (the
+	// rule is the one that created it).
+	Session bool   `json:"session,omitempty"`
+	ACL     string `json:"acl,omitempty"` // the ACL's tag
+	Rule    int    `json:"rule"`          // index in the ACL; -1: no rule matched
+	// Why names the origin: "networkpolicy ns/name ingress[i]", "node",
+	// "service ns/name", or "no rule matched: default deny".
+	Why string `json:"why"`
 }
 
 // TraceInterface names a VPP interface.
@@ -117,6 +135,11 @@ func (p TracePacket) String() string {
 		fmt.Fprintf(&b, ", out %s", p.Egress.Name)
 		if p.NextHop != "" {
 			fmt.Fprintf(&b, " via %s", p.NextHop)
+		}
+	}
+	for _, d := range p.Policy {
+		if d.Action == "deny" || d.Rule < 0 {
+			fmt.Fprintf(&b, ", denied by %s", d.Why)
 		}
 	}
 	if p.Reason != "" && p.Verdict != "forwarded" {

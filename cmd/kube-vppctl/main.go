@@ -26,6 +26,7 @@ Usage:
   kube-vppctl [--socket PATH] show pods
   kube-vppctl [--socket PATH] show services
   kube-vppctl [--socket PATH] show events
+  kube-vppctl [--socket PATH] show policies
   kube-vppctl [--socket PATH] trace --from <ns/pod|IP> --to <IP>:<port>/<tcp|udp> [--count N] [-o json] [-v]
   kube-vppctl trace --manifests DIR [--node NAME] --from ... --to ...
   kube-vppctl [--socket PATH] vppctl -- <VPP CLI words>
@@ -40,6 +41,9 @@ Commands:
             services with their frontends (ClusterIP, NodePort, LoadBalancer,
             external IPs), the backends VPP's NAT44-ED mappings send to, and
             why a frontend has none
+  show policies
+            this node's pods with their ACL tables (ingress on the pod
+            interface's output, egress on its input) and the policies behind them
   show events
             the latest Warning Events the agent recorded (also sent to the
             API server; with a manifests folder this is where they show)
@@ -109,6 +113,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 1
 			}
 			printPods(stdout, list)
+		case "policies":
+			list, err := c.Policies(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "kube-vppctl:", err)
+				return 1
+			}
+			printPolicies(stdout, list)
 		case "events":
 			list, err := c.Events(ctx)
 			if err != nil {
@@ -126,7 +137,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			printServices(stdout, list)
 		default:
-			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp | show pods | show services | show events)")
+			fmt.Fprintln(stderr, "kube-vppctl: show what? (show bgp | show pods | show services | show policies | show events)")
 			return 2
 		}
 		return 0

@@ -186,6 +186,25 @@ func mappingOf(ms []nat44ed.Mapping, f services.Frontend) string {
 	return "-"
 }
 
+func printPolicies(w io.Writer, list []ctl.PodPolicy) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tINGRESS (output)\tEGRESS (input)\tPOLICIES")
+	for _, p := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Pod, table(p.Ingress, p.IngressACL), table(p.Egress, p.EgressACL), strings.Join(p.Policies, ","))
+	}
+	_ = tw.Flush()
+}
+
+func table(tag string, index *uint32) string {
+	switch {
+	case tag == "":
+		return "-"
+	case index == nil:
+		return tag
+	}
+	return fmt.Sprintf("acl %d %s", *index, tag)
+}
+
 func addrPorts(f services.Frontend) []string {
 	out := make([]string, len(f.Backends))
 	for i, b := range f.Backends {

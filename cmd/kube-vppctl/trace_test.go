@@ -24,7 +24,7 @@ func TestTraceOffline(t *testing.T) {
 	}{
 		{"kube-dns over UDP", []string{"--from", "frontend/web-1", "--to", "10.96.0.10:53/udp"}, true, 0,
 			[]string{"FORWARDED, DNAT to 10.244.0.53:53"}},
-		{"no endpoints", []string{"--from", "frontend/web-1", "--to", "10.96.0.100:80/tcp"}, true, 0,
+		{"no endpoints", []string{"--from", "backend/db-1", "--to", "10.96.0.100:80/tcp"}, true, 0,
 			[]string{"REJECTED"}},
 		{"a pod of another node", []string{"--from", "frontend/web-2", "--to", "10.96.0.10:53/udp"}, true, 1,
 			[]string{"runs on node node-c"}},

@@ -46,6 +46,10 @@ func (s *Sim) cliEvaluate(args string) (string, error) {
 	for _, t := range res.Translations {
 		ev.Translations = append(ev.Translations, vppapi.EvaluationTranslation{Node: t.Node, Kind: t.Kind, From: t.From, To: t.To})
 	}
+	for _, a := range res.ACL {
+		ev.ACL = append(ev.ACL, vppapi.EvaluationACL{Node: a.Node, SwIfIndex: a.SwIfIndex, ACLIndex: a.ACLIndex,
+			Tag: a.Tag, Rule: a.Rule, Action: a.Action, Session: a.Session})
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return "", err

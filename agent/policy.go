@@ -1,0 +1,260 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kube-vpp/kube-vpp/agent/ctl"
+	"github.com/kube-vpp/kube-vpp/agent/source"
+	"github.com/kube-vpp/kube-vpp/policy"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
+)
+
+// policyEngine enforces NetworkPolicies with VPP ACLs: it compiles the
+// cluster's policies, places the tables on this node's pod interfaces
+// (policy.Place says where and why) and writes only what changed.
+type policyEngine struct {
+	acl     *acl.Driver
+	changed chan struct{}
+	log     *zap.Logger
+
+	mu   sync.Mutex
+	conn uint64           // the VPP connection the ACLs were last synced on
+	last policy.Placement // what VPP holds
+}
+
+func newPolicyEngine(a *Agent) *policyEngine {
+	return &policyEngine{acl: acl.New(a.vpp, a.log), changed: make(chan struct{}, 1), log: a.log.Named("policy")}
+}
+
+func (p *policyEngine) poke() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// watch marks policy dirty on any Pod, Namespace or NetworkPolicy change.
+func (p *policyEngine) watch(src *source.Source) ([]cache.InformerSynced, error) {
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { p.poke() },
+		UpdateFunc: func(any, any) { p.poke() },
+		DeleteFunc: func(any) { p.poke() },
+	}
+	var synced []cache.InformerSynced
+	for _, inf := range []cache.SharedIndexInformer{
+		src.Informers.Core().V1().Pods().Informer(),
+		src.Informers.Core().V1().Namespaces().Informer(),
+		src.Informers.Networking().V1().NetworkPolicies().Informer(),
+	} {
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
+			return nil, fmt.Errorf("watching policy inputs: %w", err)
+		}
+		synced = append(synced, reg.HasSynced)
+	}
+	return synced, nil
+}
+
+// sync compiles and places every policy and writes the difference to VPP:
+// everything when VPP is new to the engine, else only the ACLs and
+// bindings that changed.
+func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) error {
+	if self == nil || a.pods == nil {
+		return nil
+	}
+	in, err := a.policyInput()
+	if err != nil {
+		return err
+	}
+	out := policy.Compile(in)
+	for _, pr := range out.Problems {
+		a.reportProblem("policy", "InvalidNetworkPolicy", "networkpolicy "+pr.Policy, pr.Error())
+	}
+	place := policy.Place(policy.PlaceInput{
+		Rules:         out.Pods,
+		Local:         a.localPods(),
+		NodeAddresses: a.nodeAddresses(self),
+		Frontends:     a.serviceFrontends(),
+	})
+
+	conn := a.connection()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conn != conn {
+		if err := p.acl.Sync(ctx, place.Desired); err != nil {
+			return fmt.Errorf("ACLs: %w", err)
+		}
+		p.conn, p.last = conn, place
+		return nil
+	}
+	acls, bindings := placementDiff(p.last.Desired, place.Desired)
+	if len(acls) == 0 && len(bindings) == 0 {
+		p.last = place
+		return nil
+	}
+	if err := p.acl.Update(ctx, acls, bindings); err != nil {
+		return fmt.Errorf("ACLs: %w", err)
+	}
+	p.last = place
+	p.log.Debug("policy tables updated", zap.Int("acls", len(acls)), zap.Int("bindings", len(bindings)))
+	return nil
+}
+
+// placementDiff is what Update must be given to go from old to new: the
+// ACLs new has and old lacks, and the bindings that differ (an interface
+// old bound and new does not gets an empty binding).
+func placementDiff(old, new acl.Desired) ([]acl.ACL, []acl.Binding) {
+	had := map[string]bool{}
+	for _, t := range old.ACLs {
+		had[t.Tag] = true
+	}
+	var acls []acl.ACL
+	for _, t := range new.ACLs {
+		if !had[t.Tag] {
+			acls = append(acls, t)
+		}
+	}
+	was := map[uint32]acl.Binding{}
+	for _, b := range old.Bindings {
+		was[b.SwIfIndex] = b
+	}
+	var bindings []acl.Binding
+	for _, b := range new.Bindings {
+		o, ok := was[b.SwIfIndex]
+		delete(was, b.SwIfIndex)
+		if !ok || !slices.Equal(o.Input, b.Input) || !slices.Equal(o.Output, b.Output) {
+			bindings = append(bindings, b)
+		}
+	}
+	for idx := range was {
+		bindings = append(bindings, acl.Binding{SwIfIndex: idx})
+	}
+	slices.SortFunc(bindings, func(a, b acl.Binding) int { return int(a.SwIfIndex) - int(b.SwIfIndex) })
+	return acls, bindings
+}
+
+func (a *Agent) policyInput() (policy.Input, error) {
+	var in policy.Input
+	var err error
+	if in.Pods, err = a.src.Pods().List(everything()); err != nil {
+		return in, fmt.Errorf("listing pods: %w", err)
+	}
+	if in.Namespaces, err = a.src.Namespaces().List(everything()); err != nil {
+		return in, fmt.Errorf("listing namespaces: %w", err)
+	}
+	if in.Policies, err = a.src.NetworkPolicies().List(everything()); err != nil {
+		return in, fmt.Errorf("listing networkpolicies: %w", err)
+	}
+	return in, nil
+}
+
+// localPods are this node's plumbed pods with their VPP interfaces.
+func (a *Agent) localPods() []policy.LocalPod {
+	var out []policy.LocalPod
+	for _, p := range a.pods.Pods() {
+		lp := policy.LocalPod{Pod: p.Namespace + "/" + p.Name}
+		for _, l := range p.Interfaces {
+			lp.SwIfIndexes = append(lp.SwIfIndexes, l.SwIfIndex)
+		}
+		if len(lp.SwIfIndexes) > 0 {
+			out = append(out, lp)
+		}
+	}
+	return out
+}
+
+// nodeAddresses are the sources a pod always accepts (Kubernetes: traffic
+// from the pod's node): the node's own addresses and its pod gateways,
+// which are also the source of hairpinned and masqueraded connections.
+func (a *Agent) nodeAddresses(self *corev1.Node) []netip.Addr {
+	var out []netip.Addr
+	for _, na := range self.Status.Addresses {
+		if ip, err := netip.ParseAddr(na.Address); err == nil && !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	for _, c := range self.Spec.PodCIDRs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			out = append(out, p.Masked().Addr().Next())
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// serviceFrontends are the programmed service frontends with their
+// backends: egress tables open a VIP whose backends the policy allows.
+func (a *Agent) serviceFrontends() []policy.Frontend {
+	if a.svc == nil {
+		return nil
+	}
+	var out []policy.Frontend
+	for _, s := range a.svc.proxy.Services() {
+		for _, f := range s.Frontends {
+			if len(f.Backends) == 0 {
+				continue
+			}
+			out = append(out, policy.Frontend{Addr: f.Address, Protocol: uint8(f.Protocol), Service: s.Service, Backends: f.Backends})
+		}
+	}
+	return out
+}
+
+// Policies implements ctl.Backend: this node's pods with their tables.
+func (a *Agent) Policies(context.Context) ([]ctl.PodPolicy, error) {
+	if a.policy == nil {
+		return nil, fmt.Errorf("policy enforcement is not running")
+	}
+	a.policy.mu.Lock()
+	defer a.policy.mu.Unlock()
+	var out []ctl.PodPolicy
+	for pod, t := range a.policy.last.Tables {
+		pp := ctl.PodPolicy{Pod: pod, Ingress: t.Ingress, Egress: t.Egress, Policies: t.Policies}
+		if i, ok := a.policy.acl.Index(t.Ingress); ok && t.Ingress != "" {
+			pp.IngressACL = &i
+		}
+		if i, ok := a.policy.acl.Index(t.Egress); ok && t.Egress != "" {
+			pp.EgressACL = &i
+		}
+		out = append(out, pp)
+	}
+	slices.SortFunc(out, func(x, y ctl.PodPolicy) int {
+		if x.Pod < y.Pod {
+			return -1
+		}
+		if x.Pod > y.Pod {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// why names the origin of an ACL decision for kube-vppctl trace.
+func (p *policyEngine) why(tag string, rule int) string {
+	if rule < 0 {
+		return "no rule matched: default deny"
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	origins := p.last.Origins[tag]
+	if rule >= len(origins) {
+		return fmt.Sprintf("ACL %s rule %d", tag, rule)
+	}
+	o := origins[rule]
+	switch {
+	case o.Note != "":
+		return o.Note
+	case o.Policy != "":
+		return fmt.Sprintf("networkpolicy %s %s[%d]", o.Policy, o.Direction, o.Index)
+	}
+	return fmt.Sprintf("ACL %s rule %d", tag, rule)
+}
