@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -25,9 +26,10 @@ type policyEngine struct {
 	changed chan struct{}
 	log     *zap.Logger
 
-	mu   sync.Mutex
-	conn uint64           // the VPP connection the ACLs were last synced on
-	last policy.Placement // what VPP holds
+	mu     sync.Mutex
+	conn   uint64            // the VPP connection the ACLs were last synced on
+	last   policy.Placement  // what VPP holds
+	owners map[uint32]string // pod of each bound interface, for trace
 }
 
 func newPolicyEngine(a *Agent) *policyEngine {
@@ -78,9 +80,16 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	for _, pr := range out.Problems {
 		a.reportProblem("policy", "InvalidNetworkPolicy", "networkpolicy "+pr.Policy, pr.Error())
 	}
+	local := a.localPods()
+	owners := map[uint32]string{}
+	for _, lp := range local {
+		for _, i := range lp.SwIfIndexes {
+			owners[i] = lp.Pod
+		}
+	}
 	place := policy.Place(policy.PlaceInput{
 		Rules:         out.Pods,
-		Local:         a.localPods(),
+		Local:         local,
 		NodeAddresses: a.nodeAddresses(self),
 		Frontends:     a.serviceFrontends(),
 	})
@@ -92,18 +101,18 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 		if err := p.acl.Sync(ctx, place.Desired); err != nil {
 			return fmt.Errorf("ACLs: %w", err)
 		}
-		p.conn, p.last = conn, place
+		p.conn, p.last, p.owners = conn, place, owners
 		return nil
 	}
 	acls, bindings := placementDiff(p.last.Desired, place.Desired)
 	if len(acls) == 0 && len(bindings) == 0 {
-		p.last = place
+		p.last, p.owners = place, owners
 		return nil
 	}
 	if err := p.acl.Update(ctx, acls, bindings); err != nil {
 		return fmt.Errorf("ACLs: %w", err)
 	}
-	p.last = place
+	p.last, p.owners = place, owners
 	p.log.Debug("policy tables updated", zap.Int("acls", len(acls)), zap.Int("bindings", len(bindings)))
 	return nil
 }
@@ -238,13 +247,29 @@ func (a *Agent) Policies(context.Context) ([]ctl.PodPolicy, error) {
 	return out, nil
 }
 
-// why names the origin of an ACL decision for kube-vppctl trace.
-func (p *policyEngine) why(tag string, rule int) string {
-	if rule < 0 {
+// defaultDeny names whose isolation denied a packet that no rule matched
+// on interface swIfIndex: the pod owning that interface's table in the
+// node's direction (output: its ingress; input: its egress); p.mu is held.
+func (p *policyEngine) defaultDeny(node string, swIfIndex uint32) string {
+	pod, ok := p.owners[swIfIndex]
+	if !ok {
 		return "no rule matched: default deny"
 	}
+	t := p.last.Tables[pod]
+	dir := "egress"
+	if strings.Contains(node, "-out-") {
+		dir = "ingress"
+	}
+	return fmt.Sprintf("default deny: %s of %s is isolated by %s", dir, pod, strings.Join(t.Policies, ", "))
+}
+
+// why names the origin of an ACL decision for kube-vppctl trace.
+func (p *policyEngine) why(node string, swIfIndex uint32, tag string, rule int) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if rule < 0 {
+		return p.defaultDeny(node, swIfIndex)
+	}
 	origins := p.last.Origins[tag]
 	if rule >= len(origins) {
 		return fmt.Sprintf("ACL %s rule %d", tag, rule)

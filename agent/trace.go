@@ -73,7 +73,7 @@ func (a *Agent) Trace(ctx context.Context, req ctl.TraceRequest) (ctl.TraceReply
 		tp := tracePacket(in, netip.AddrPortFrom(src, sport), dst, ev)
 		for _, d := range ev.ACL {
 			tp.Policy = append(tp.Policy, ctl.TracePolicy{Node: d.Node, SwIfIndex: d.SwIfIndex, Action: d.Action,
-				Session: d.Session, ACL: d.Tag, Rule: d.Rule, Why: a.policy.why(d.Tag, d.Rule)})
+				Session: d.Session, ACL: d.Tag, Rule: d.Rule, Why: a.policy.why(d.Node, d.SwIfIndex, d.Tag, d.Rule)})
 		}
 		rep.Packets = append(rep.Packets, tp)
 	}

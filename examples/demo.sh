@@ -78,18 +78,31 @@ echo "# a pod asks kube-dns over UDP; every graph node the packet crosses:"
 trace --from frontend/web-1 --to 10.96.0.10:53/udp -v
 echo "# 40 connections from backend/db-1 to frontend/web spread over its endpoints, on node-a and node-c:"
 trace --from backend/db-1 --to 10.96.10.10:80/tcp --count 40
-echo "# frontend/web-1 through its own service: when it lands on itself (hairpin), its source becomes node-a's 10.244.0.1:"
-trace --from frontend/web-1 --to 10.96.10.10:80/tcp --count 4
+echo "# default/dns-1 through its own service kube-dns (hairpin): its source becomes node-a's 10.244.0.1:"
+trace --from default/dns-1 --to 10.96.0.10:53/udp
 echo "# backend/api has ClientIP affinity: 40 connections from one client, one backend:"
 trace --from frontend/web-1 --to 10.96.20.10:80/tcp --count 40
 echo "# an outside client on the LoadBalancer IP (externalTrafficPolicy Cluster: source masqueraded to node-a):"
 trace --from 198.51.100.7 --to 203.0.113.10:80/tcp
-echo "# NodePort with externalTrafficPolicy Local; node-a has api endpoints, so the client keeps its address:"
+echo "# NodePort with externalTrafficPolicy Local: node-a has api endpoints and the client keeps its address, so"
+echo "# backend/default-deny-ingress (no peer allows outside clients) drops it at the api pod's output ACL:"
 trace --from 198.51.100.7 --to 192.168.10.11:30080/tcp
 echo "# default/empty has no endpoints: rejected at once (ICMP unreachable), not a silent hang:"
-trace --from frontend/web-1 --to 10.96.0.100:80/tcp
+trace --from backend/db-1 --to 10.96.0.100:80/tcp
 echo "# the externalIP 198.51.100.20 lies outside network.external-ip-cidrs (empty here): not programmed:"
-trace --from frontend/web-1 --to 198.51.100.20:80/tcp
+trace --from backend/db-1 --to 198.51.100.20:80/tcp
+
+say "kube-vppctl show policies (NetworkPolicy as VPP ACLs: ingress on the pod interface's output, egress on its input)"
+ctl show policies
+say "tracing through the policies of examples/policies.yaml"
+echo "# frontend-egress and allow-frontend-to-api let web-1 reach api-1 on 8080:"
+trace --from frontend/web-1 --to 10.244.0.20:8080/tcp
+echo "# ... but not db-1 on 5432 (web-1's egress table on its input denies it):"
+trace --from frontend/web-1 --to 10.244.0.30:5432/tcp
+echo "# default/dns-1 is not in a team=web namespace: api-1's ingress table on its output denies it:"
+trace --from default/dns-1 --to 10.244.0.20:8080/tcp
+echo "# every ACL and NAT node on the way, with the policy behind each decision:"
+trace --from frontend/web-1 --to 10.96.20.10:80/tcp -v
 say "the health check of backend/api-lb-local (healthCheckNodePort 32000), as a load balancer probes it"
 curl -s -i http://127.0.0.1:32000/ 2>/dev/null | tr -d '\r' | sed 's/^/  /' || echo "  (curl not installed)"
 echo

@@ -108,6 +108,13 @@ func printTrace(w io.Writer, rep ctl.TraceReply, verbose bool) {
 			for _, s := range p.Steps {
 				fmt.Fprintf(w, "      %-28s %s\n", s.Node, s.Detail)
 			}
+			for _, d := range p.Policy {
+				how := d.Action
+				if d.Session {
+					how += " (session)"
+				}
+				fmt.Fprintf(w, "      policy: %s on sw_if_index %d: %s by %s\n", d.Node, d.SwIfIndex, how, d.Why)
+			}
 		}
 	}
 	if len(rep.Packets) > 1 && len(backends) > 0 {
