@@ -104,7 +104,7 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 		p.conn, p.last, p.owners = conn, place, owners
 		return nil
 	}
-	acls, bindings := placementDiff(p.last.Desired, place.Desired)
+	acls, bindings := acl.Diff(p.last.Desired, place.Desired)
 	if len(acls) == 0 && len(bindings) == 0 {
 		p.last, p.owners = place, owners
 		return nil
@@ -115,39 +115,6 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	p.last, p.owners = place, owners
 	p.log.Debug("policy tables updated", zap.Int("acls", len(acls)), zap.Int("bindings", len(bindings)))
 	return nil
-}
-
-// placementDiff is what Update must be given to go from old to new: the
-// ACLs new has and old lacks, and the bindings that differ (an interface
-// old bound and new does not gets an empty binding).
-func placementDiff(old, new acl.Desired) ([]acl.ACL, []acl.Binding) {
-	had := map[string]bool{}
-	for _, t := range old.ACLs {
-		had[t.Tag] = true
-	}
-	var acls []acl.ACL
-	for _, t := range new.ACLs {
-		if !had[t.Tag] {
-			acls = append(acls, t)
-		}
-	}
-	was := map[uint32]acl.Binding{}
-	for _, b := range old.Bindings {
-		was[b.SwIfIndex] = b
-	}
-	var bindings []acl.Binding
-	for _, b := range new.Bindings {
-		o, ok := was[b.SwIfIndex]
-		delete(was, b.SwIfIndex)
-		if !ok || !slices.Equal(o.Input, b.Input) || !slices.Equal(o.Output, b.Output) {
-			bindings = append(bindings, b)
-		}
-	}
-	for idx := range was {
-		bindings = append(bindings, acl.Binding{SwIfIndex: idx})
-	}
-	slices.SortFunc(bindings, func(a, b acl.Binding) int { return int(a.SwIfIndex) - int(b.SwIfIndex) })
-	return acls, bindings
 }
 
 func (a *Agent) policyInput() (policy.Input, error) {

@@ -2,8 +2,9 @@
 // each pod may send and receive, as IP prefixes, protocols and port ranges.
 //
 // It is pure: Compile reads Pods, Namespaces and NetworkPolicies and returns
-// per-pod allow lists in a deterministic order. Turning those lists into VPP
-// ACLs, and deciding where they are bound, is left to the caller.
+// per-pod allow lists in a deterministic order. Place (tables.go) turns
+// them into VPP ACL tables and says on which interface and direction each
+// is bound, and why.
 package policy
 
 import (
