@@ -152,6 +152,11 @@ func (a *Agent) natBase(self *corev1.Node, uplink uint32) nat44ed.Base {
 			}
 		}
 	}
+	if a.pods != nil {
+		for _, p := range a.pods.Pods() {
+			base.Identities = append(base.Identities, podIdentities(p.IPs)...)
+		}
+	}
 	if self != nil {
 		for _, c := range self.Spec.PodCIDRs {
 			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() {
@@ -239,10 +244,25 @@ func (s *serviceProxy) close() {
 	}
 }
 
+// sctp is the one protocol beyond TCP, UDP and ICMP pods commonly use;
+// without an identity mapping NAT44-ED drops it (nat44ed.Identity).
+const sctp = 132
+
+// podIdentities are the identity mappings a pod's IPv4 addresses need.
+func podIdentities(ips []netip.Addr) []nat44ed.Identity {
+	var out []nat44ed.Identity
+	for _, ip := range ips {
+		if ip.Is4() {
+			out = append(out, nat44ed.Identity{Addr: ip, Protocol: sctp})
+		}
+	}
+	return out
+}
+
 // attachPod is the pod manager's hook for a new pod's VPP interfaces: they
 // get their NAT44-ED roles before the pod's first packet, not at the next
 // full sync.
-func (a *Agent) attachPod(ctx context.Context, pod string, swIfIndexes []uint32) error {
+func (a *Agent) attachPod(ctx context.Context, pod string, ips []netip.Addr, swIfIndexes []uint32) error {
 	if a.svc == nil {
 		return nil
 	}
@@ -250,7 +270,7 @@ func (a *Agent) attachPod(ctx context.Context, pod string, swIfIndexes []uint32)
 	for _, i := range swIfIndexes {
 		ifs = append(ifs, nat44ed.Interface{SwIfIndex: i, Inside: true, Outside: true})
 	}
-	if err := a.svc.nat.Attach(ctx, ifs); err != nil {
+	if err := a.svc.nat.Attach(ctx, ifs, podIdentities(ips)); err != nil {
 		return fmt.Errorf("pod %s: NAT44-ED roles: %w", pod, err)
 	}
 	return nil

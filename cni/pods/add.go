@@ -299,7 +299,7 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 		m.removeRoutes(ctx, rec)
 		return links, nil, err
 	}
-	if err = m.attach(ctx, pod, links); err != nil {
+	if err = m.attach(ctx, pod, rec.IPs, links); err != nil {
 		m.removeRoutes(ctx, rec)
 		return links, nil, err
 	}
@@ -310,7 +310,7 @@ func (m *Manager) plumb(ctx context.Context, rec ipam.Record, pl plumbing, node 
 }
 
 // attach runs Config.OnAttach on the pod's interfaces.
-func (m *Manager) attach(ctx context.Context, pod string, links []interfaces.PodLink) error {
+func (m *Manager) attach(ctx context.Context, pod string, ips []netip.Addr, links []interfaces.PodLink) error {
 	if m.cfg.OnAttach == nil {
 		return nil
 	}
@@ -318,7 +318,7 @@ func (m *Manager) attach(ctx context.Context, pod string, links []interfaces.Pod
 	for i, l := range links {
 		idx[i] = l.SwIfIndex
 	}
-	if err := m.cfg.OnAttach(ctx, pod, idx); err != nil {
+	if err := m.cfg.OnAttach(ctx, pod, ips, idx); err != nil {
 		return &types.Error{Code: cni.CodeVPP, Msg: fmt.Sprintf("pod %s: attaching its interfaces %v: %v", pod, idx, err)}
 	}
 	return nil

@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -27,13 +28,16 @@ type attachRecorder struct {
 	errs  []string
 }
 
-func (a *attachRecorder) hook(ctx context.Context, pod string, swIfIndexes []uint32) error {
+func (a *attachRecorder) hook(ctx context.Context, pod string, ips []netip.Addr, swIfIndexes []uint32) error {
 	links, err := a.e.ifaces.PodLinks(ctx)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.calls[pod] = slices.Clone(swIfIndexes)
 	if err != nil {
 		a.errs = append(a.errs, err.Error())
+	}
+	if want, ok := a.ips[pod]; ok && !slices.Contains(ips, netip.MustParseAddr(want)) {
+		a.errs = append(a.errs, fmt.Sprintf("%s: hook got addresses %v, want %s among them", pod, ips, want))
 	}
 	for _, idx := range swIfIndexes {
 		up := false

@@ -53,14 +53,14 @@ type Config struct {
 	// the host; their recorded namespace is "". CNI ADD is refused, and a
 	// Resync never takes the missing namespace for a pod that is gone.
 	Virtual bool
-	// OnAttach, when set, is called with a pod ("namespace/name") and the
-	// sw_if_indexes of its VPP interfaces once they exist, are up and have
+	// OnAttach, when set, is called with a pod ("namespace/name"), its
+	// addresses and the sw_if_indexes of its VPP interfaces once they exist, are up and have
 	// their host routes, before ADD or Standalone reports the pod plumbed;
 	// likewise when a Resync or a repeated ADD makes them again (not for
 	// interfaces a Resync adopts as they are). Its error fails the pod as
 	// any other failure does, undoing what was made. It must not call the
 	// Manager.
-	OnAttach func(ctx context.Context, pod string, swIfIndexes []uint32) error
+	OnAttach func(ctx context.Context, pod string, ips []netip.Addr, swIfIndexes []uint32) error
 }
 
 // Cluster is what the manager reads from and writes to Kubernetes.

@@ -57,7 +57,7 @@ func TestAttach(t *testing.T) {
 	env, d := start(t)
 	ctx := context.Background()
 	pod := newPod(t, env)
-	attach := func() error { return d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}) }
+	attach := func() error { return d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}, nil) }
 	steps := []struct {
 		name   string
 		do     func() error
@@ -116,7 +116,7 @@ func TestAttachAddsOnlyMissingRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := writes(env, func() {
-			if err := d.Attach(ctx, tt.ifs); err != nil {
+			if err := d.Attach(ctx, tt.ifs, nil); err != nil {
 				t.Errorf("%s: %v", tt.name, err)
 			}
 		})
@@ -149,7 +149,7 @@ func TestAttachedInterfaceDeleted(t *testing.T) {
 			env, d := configured(t)
 			ctx := context.Background()
 			pod := newPod(t, env)
-			if err := d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}); err != nil {
+			if err := d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}, nil); err != nil {
 				t.Fatal(err)
 			}
 			deletePod(t, env, pod)
@@ -202,7 +202,7 @@ func TestAttachedInterfaceDeleted(t *testing.T) {
 func TestAttachMissingInterface(t *testing.T) {
 	env, d := configured(t)
 	ctx := context.Background()
-	err := d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: 40, Inside: true}})
+	err := d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: 40, Inside: true}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "sw_if_index 40") {
 		t.Errorf("Attach of a missing interface: %v, want an error naming sw_if_index 40", err)
 	}

@@ -38,7 +38,8 @@ func (d *Driver) Configure(ctx context.Context, base Base) error {
 	if err := d.enable(ctx); err != nil {
 		return err
 	}
-	return errors.Join(d.configureInterfaces(ctx, base), d.configurePool(ctx, base.TwiceNATAddresses))
+	return errors.Join(d.configureInterfaces(ctx, base), d.configurePool(ctx, base.TwiceNATAddresses),
+		d.configureIdentities(ctx, base.Identities))
 }
 
 // enable turns the plugin and forwarding on where they are off. VPP has no
@@ -152,7 +153,7 @@ func haveAny(have map[uint32]Interface, idx uint32) bool {
 // NAT before its first packet, while a Configure running at the same time
 // may have read the pods before this one. Configure keeps these roles
 // until a base lists the interface or VPP deletes it (taking its roles).
-func (d *Driver) Attach(ctx context.Context, ifs []Interface) error {
+func (d *Driver) Attach(ctx context.Context, ifs []Interface, ids []Identity) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.enable(ctx); err != nil {
@@ -176,6 +177,7 @@ func (d *Driver) Attach(ctx context.Context, ifs []Interface) error {
 		}
 		d.attached[i.SwIfIndex] = true
 	}
+	errs = append(errs, d.addIdentities(ctx, ids))
 	return errors.Join(errs...)
 }
 

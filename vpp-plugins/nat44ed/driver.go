@@ -74,6 +74,8 @@ func Messages() []api.Message {
 		&nat.Nat44LbStaticMappingDump{}, &nat.Nat44LbStaticMappingDetails{},
 		&nat.Nat44AddDelLbStaticMapping{}, &nat.Nat44AddDelLbStaticMappingReply{},
 		&nat.Nat44LbStaticMappingAddDelLocal{}, &nat.Nat44LbStaticMappingAddDelLocalReply{},
+		&nat.Nat44IdentityMappingDump{}, &nat.Nat44IdentityMappingDetails{},
+		&nat.Nat44AddDelIdentityMapping{}, &nat.Nat44AddDelIdentityMappingReply{},
 		&nat.Nat44UserDump{}, &nat.Nat44UserDetails{},
 		&nat.Nat44UserSessionV3Dump{}, &nat.Nat44UserSessionV3Details{},
 	}

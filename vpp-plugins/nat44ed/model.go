@@ -150,6 +150,9 @@ type Base struct {
 	// TwiceNATAddresses is the twice-NAT pool, the source of hairpinned
 	// connections: a node-local address that routes back to VPP.
 	TwiceNATAddresses []netip.Addr
+	// Identities are the identity mappings of local pod addresses; those
+	// kube-vpp made and no longer wants are removed.
+	Identities []Identity
 	// ForeignInterfaces are interfaces whose NAT roles someone else (an
 	// operator) sets. NAT roles carry no tag, so kube-vpp takes every role
 	// on every other interface as its own: roles on an interface neither
@@ -190,4 +193,20 @@ func (b Base) Validate() error {
 		return fmt.Errorf("NAT44-ED base: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// KindIdentity is the tag kind of the identity mappings of pod addresses.
+const KindIdentity = "pod-id"
+
+// Identity is an identity mapping: Protocol traffic from Addr leaves
+// untranslated. VPP's in2out translates protocols other than TCP, UDP and
+// ICMP even with forwarding on (nat44_ed_in2out_slowpath_unknown_proto
+// runs before any forwarding check) and drops them when no static mapping
+// names the source and the pool is empty, so SCTP from a pod would never
+// leave it; an identity mapping of the pod's address for SCTP is the
+// static mapping that lookup finds, with the pod's own address as
+// "external".
+type Identity struct {
+	Addr     netip.Addr
+	Protocol uint8
 }
