@@ -282,9 +282,9 @@ func (a *Agent) CLI(ctx context.Context, cmd string) (string, error) { return a.
 func everything() labels.Selector { return labels.Everything() }
 
 // reportProblem logs a problem with an object once, counts it under kind
-// and, when the object is a Service, a Pod or a Node ("service ns/name",
-// "pod ns/name", "node name"), records it as a Warning Event with reason on
-// that object.
+// and, when the object is a Service, a Pod, a Node or a NetworkPolicy
+// ("service ns/name", "pod ns/name", "node name", "networkpolicy ns/name"),
+// records it as a Warning Event with reason on that object.
 func (a *Agent) reportProblem(kind, reason, object, msg string) {
 	if !a.firstReport(object + ": " + msg) {
 		return
@@ -312,6 +312,11 @@ func objectRef(object string) *corev1.ObjectReference {
 	case "node":
 		if name != "" {
 			return &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: name}
+		}
+	case "networkpolicy":
+		ns, n, ok := strings.Cut(name, "/")
+		if ok {
+			return &corev1.ObjectReference{Kind: "NetworkPolicy", APIVersion: "networking.k8s.io/v1", Namespace: ns, Name: n}
 		}
 	}
 	return nil

@@ -80,6 +80,7 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	for _, pr := range out.Problems {
 		a.reportProblem("policy", "InvalidNetworkPolicy", "networkpolicy "+pr.Policy, pr.Error())
 	}
+	a.reportSCTPPorts(out)
 	local := a.localPods()
 	owners := map[uint32]string{}
 	for _, lp := range local {
@@ -115,6 +116,26 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	p.last, p.owners = place, owners
 	p.log.Debug("policy tables updated", zap.Int("acls", len(acls)), zap.Int("bindings", len(bindings)))
 	return nil
+}
+
+// reportSCTPPorts warns on every policy allowing SCTP by port: VPP's ACL
+// plugin reads ports for TCP and UDP only (acl_fill_5tuple_l4_and_pkt_data),
+// an SCTP packet matches as port 0, so such a rule allows nothing; an SCTP
+// allow without ports opens SCTP from its peers.
+func (a *Agent) reportSCTPPorts(out policy.Output) {
+	seen := map[string]bool{}
+	for _, pr := range out.Pods {
+		for _, d := range []policy.Direction{pr.Ingress, pr.Egress} {
+			for _, r := range d.Allow {
+				if r.Protocol != policy.SCTP || r.Ports.Any() || seen[r.Policy] {
+					continue
+				}
+				seen[r.Policy] = true
+				a.reportProblem("policy", "SCTPPortsNotEnforced", "networkpolicy "+r.Policy,
+					fmt.Sprintf("SCTP port %s cannot be enforced: VPP's ACLs read no SCTP ports, so the rule allows no SCTP; allow SCTP without ports to open it from these peers", r.Ports))
+			}
+		}
+	}
 }
 
 func (a *Agent) policyInput() (policy.Input, error) {
