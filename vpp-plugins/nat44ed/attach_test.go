@@ -57,7 +57,9 @@ func TestAttach(t *testing.T) {
 	env, d := start(t)
 	ctx := context.Background()
 	pod := newPod(t, env)
-	attach := func() error { return d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}, nil) }
+	attach := func() error {
+		return d.Attach(ctx, []nat44ed.Interface{{SwIfIndex: pod, Inside: true, Outside: true}}, nil)
+	}
 	steps := []struct {
 		name   string
 		do     func() error
