@@ -26,14 +26,44 @@ type policyEngine struct {
 	changed chan struct{}
 	log     *zap.Logger
 
+	// syncMu serialises whole syncs (the reconcile loop's and a CNI ADD's),
+	// so that an older placement is never written after a newer one.
+	syncMu sync.Mutex
+	// attaching are pods being plumbed: the pod manager does not list them
+	// yet, and their Pod objects may not show their IPs yet.
+	attaching map[string]attachment
+
 	mu     sync.Mutex
 	conn   uint64            // the VPP connection the ACLs were last synced on
 	last   policy.Placement  // what VPP holds
 	owners map[uint32]string // pod of each bound interface, for trace
 }
 
+// attachment is a pod being plumbed: its addresses and VPP interfaces.
+type attachment struct {
+	ips         []netip.Addr
+	swIfIndexes []uint32
+}
+
 func newPolicyEngine(a *Agent) *policyEngine {
-	return &policyEngine{acl: acl.New(a.vpp, a.log), changed: make(chan struct{}, 1), log: a.log.Named("policy")}
+	return &policyEngine{acl: acl.New(a.vpp, a.log), changed: make(chan struct{}, 1), log: a.log.Named("policy"),
+		attaching: map[string]attachment{}}
+}
+
+// attach places a pod being plumbed before its first packet: a pod that
+// policies isolate must not start unrestricted until the next sync. An
+// error fails the pod's ADD (fail closed).
+func (p *policyEngine) attach(ctx context.Context, a *Agent, pod string, ips []netip.Addr, swIfIndexes []uint32) error {
+	p.syncMu.Lock()
+	p.attaching[pod] = attachment{ips: ips, swIfIndexes: swIfIndexes}
+	p.syncMu.Unlock()
+	if err := a.syncPolicy(ctx); err != nil {
+		p.syncMu.Lock()
+		delete(p.attaching, pod) // the ADD fails and undoes the pod
+		p.syncMu.Unlock()
+		return fmt.Errorf("pod %s: policy tables: %w", pod, err)
+	}
+	return nil
 }
 
 func (p *policyEngine) poke() {
@@ -72,16 +102,19 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	if self == nil || a.pods == nil {
 		return nil
 	}
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	in, err := a.policyInput()
 	if err != nil {
 		return err
 	}
+	local := a.localPods()
+	in.Pods, local = p.withAttaching(in.Pods, local)
 	out := policy.Compile(in)
 	for _, pr := range out.Problems {
 		a.reportProblem("policy", "InvalidNetworkPolicy", "networkpolicy "+pr.Policy, pr.Error())
 	}
 	a.reportSCTPPorts(out)
-	local := a.localPods()
 	owners := map[uint32]string{}
 	for _, lp := range local {
 		for _, i := range lp.SwIfIndexes {
@@ -136,6 +169,38 @@ func (a *Agent) reportSCTPPorts(out policy.Output) {
 			}
 		}
 	}
+}
+
+// withAttaching adds the pods being plumbed: as local pods with their
+// interfaces, and with their addresses on their Pod objects when those do
+// not show them yet (Compile skips pods without an address). A pod the
+// manager lists now is attached and leaves the set. p.syncMu is held.
+func (p *policyEngine) withAttaching(pods []*corev1.Pod, local []policy.LocalPod) ([]*corev1.Pod, []policy.LocalPod) {
+	if len(p.attaching) == 0 {
+		return pods, local
+	}
+	for _, lp := range local {
+		delete(p.attaching, lp.Pod)
+	}
+	out := slices.Clone(pods)
+	for i, pod := range out {
+		att, ok := p.attaching[pod.Namespace+"/"+pod.Name]
+		if !ok {
+			continue
+		}
+		local = append(local, policy.LocalPod{Pod: pod.Namespace + "/" + pod.Name, SwIfIndexes: att.swIfIndexes})
+		if len(pod.Status.PodIPs) == 0 && pod.Status.PodIP == "" {
+			c := pod.DeepCopy()
+			for _, ip := range att.ips {
+				c.Status.PodIPs = append(c.Status.PodIPs, corev1.PodIP{IP: ip.String()})
+			}
+			if len(att.ips) > 0 {
+				c.Status.PodIP = att.ips[0].String()
+			}
+			out[i] = c
+		}
+	}
+	return out, local
 }
 
 func (a *Agent) policyInput() (policy.Input, error) {

@@ -260,9 +260,18 @@ func podIdentities(ips []netip.Addr) []nat44ed.Identity {
 }
 
 // attachPod is the pod manager's hook for a new pod's VPP interfaces: they
-// get their NAT44-ED roles before the pod's first packet, not at the next
-// full sync.
+// get their NAT44-ED roles and their policy tables before the pod's first
+// packet, not at the next sync.
 func (a *Agent) attachPod(ctx context.Context, pod string, ips []netip.Addr, swIfIndexes []uint32) error {
+	if err := a.attachNAT(ctx, pod, ips, swIfIndexes); err != nil {
+		return err
+	}
+	return a.policy.attach(ctx, a, pod, ips, swIfIndexes)
+}
+
+// attachNAT gives a new pod's interfaces their NAT44-ED roles and its
+// addresses their identity mappings.
+func (a *Agent) attachNAT(ctx context.Context, pod string, ips []netip.Addr, swIfIndexes []uint32) error {
 	if a.svc == nil {
 		return nil
 	}
