@@ -3,16 +3,18 @@ package acl
 import "slices"
 
 // Diff is what Update must be given to go from old to new: the
-// ACLs new has and old lacks, and the bindings that differ (an interface
-// old bound and new does not gets an empty binding).
+// ACLs new has and old lacks or holds with other rules, and the bindings
+// that differ (an interface old bound and new does not gets an empty
+// binding). Content tags make a tag with other rules unexpected, but
+// Update replaces such an ACL in place only when it is given.
 func Diff(old, new Desired) ([]ACL, []Binding) {
-	had := map[string]bool{}
+	had := make(map[string][]Rule, len(old.ACLs))
 	for _, t := range old.ACLs {
-		had[t.Tag] = true
+		had[t.Tag] = t.Rules
 	}
 	var acls []ACL
 	for _, t := range new.ACLs {
-		if !had[t.Tag] {
+		if rules, ok := had[t.Tag]; !ok || !slices.Equal(rules, t.Rules) {
 			acls = append(acls, t)
 		}
 	}

@@ -1,12 +1,14 @@
 package acl
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 )
 
 func TestDiff(t *testing.T) {
 	a, b, c := ACL{Tag: "kube-vpp:acl:a"}, ACL{Tag: "kube-vpp:acl:b"}, ACL{Tag: "kube-vpp:acl:c"}
+	b2 := ACL{Tag: b.Tag, Rules: []Rule{{Action: Deny, Src: netip.MustParsePrefix("0.0.0.0/0"), Dst: netip.MustParsePrefix("0.0.0.0/0")}}}
 	old := Desired{ACLs: []ACL{a, b}, Bindings: []Binding{
 		{SwIfIndex: 3, Output: []string{a.Tag}},
 		{SwIfIndex: 4, Input: []string{b.Tag}},
@@ -24,6 +26,7 @@ func TestDiff(t *testing.T) {
 			{SwIfIndex: 4, Input: []string{c.Tag}},
 			{SwIfIndex: 5, Output: []string{a.Tag}},
 		}}, []ACL{c}, []Binding{{SwIfIndex: 4, Input: []string{c.Tag}}}},
+		{"a tag kept with other rules", Desired{ACLs: []ACL{a, b2}, Bindings: old.Bindings}, []ACL{b2}, nil},
 		{"an interface unbound, another bound", Desired{ACLs: []ACL{a, b}, Bindings: []Binding{
 			{SwIfIndex: 3, Output: []string{a.Tag}},
 			{SwIfIndex: 4, Input: []string{b.Tag}},

@@ -90,9 +90,12 @@ func (d *Driver) forgetAll() { d.synced, d.acls, d.tags, d.lists, d.users = fals
 // interface whose lists change gets both lists in one
 // acl_interface_set_acl_list; last, kube-vpp ACLs that are not wanted and
 // no list holds any more are deleted (VPP refuses to delete an ACL in a
-// list). Foreign entries of a list stay at its front, kube-vpp's follow
-// (see apply). Interfaces no binding names lose their kube-vpp ACLs. A
-// wanted ACL stays even when no binding uses it.
+// list). A wanted ACL VPP lacks may instead take over, in place, an
+// unwanted one whose interfaces want it where they hold the old one (see
+// reuse.go): those interfaces keep their sessions and need no write.
+// Foreign entries of a list stay at its front, kube-vpp's follow (see
+// apply). Interfaces no binding names lose their kube-vpp ACLs. A wanted
+// ACL stays even when no binding uses it.
 //
 // An invalid ACL is reported and not sent (what VPP holds under its tag
 // stays); a binding that names an invalid, failed or unwanted ACL, or an
@@ -116,26 +119,29 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 
 	good, named, bad, err := validateACLs(want.ACLs)
 	errs := []error{err}
-	failed := d.program(ctx, good, &errs)
 	bound, skipped, err := checkBindings(want.Bindings, func(t string) error {
 		if !named[t] {
 			return errors.New("is not among the wanted ACLs")
 		}
-		return d.usable(t, bad, failed)
+		if bad[t] {
+			return errors.New("is invalid")
+		}
+		return nil
 	})
 	errs = append(errs, err)
 
-	targets := maps.Clone(bound)
+	all := maps.Clone(bound)
 	for idx := range d.lists {
-		if _, ok := targets[idx]; !ok {
-			targets[idx] = Binding{SwIfIndex: idx}
+		if _, ok := all[idx]; !ok {
+			all[idx] = Binding{SwIfIndex: idx}
 		}
 	}
-	for _, idx := range slices.Sorted(maps.Keys(targets)) {
+	targets := map[uint32]*target{}
+	for _, idx := range slices.Sorted(maps.Keys(all)) {
 		if skipped[idx] {
 			continue
 		}
-		b := targets[idx]
+		b := all[idx]
 		cur, exists := ifaces[idx]
 		if !exists {
 			if len(b.Input)+len(b.Output) > 0 {
@@ -143,8 +149,9 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 			}
 			continue
 		}
-		errs = append(errs, d.apply(ctx, idx, cur, b))
+		targets[idx] = &target{b: b, cur: cur}
 	}
+	errs = append(errs, d.reconcile(ctx, good, named, targets))
 	errs = append(errs, d.deleteUnused(ctx, slices.Sorted(maps.Keys(d.tags)), named))
 	d.synced = true
 	return errors.Join(errs...)
@@ -154,12 +161,15 @@ func (d *Driver) Sync(ctx context.Context, want Desired) error {
 // given ACLs or replaces their rules by tag, sets the lists of the given
 // bindings (a binding with no Input and no Output unbinds its interface),
 // then deletes the kube-vpp ACLs those bindings released that no list
-// holds any more. ACLs given here stay even when unbound. It reads VPP
-// once per binding (that interface's lists) and writes only what changes:
-// O(given + changed) whatever the number of ACLs and interfaces. It
-// returns ErrNotSynced until a Sync succeeded on this connection. Bad
-// ACLs and bindings are reported as Sync reports them; a binding may also
-// name an ACL an earlier Sync or Update programmed.
+// holds any more. A given ACL VPP lacks may instead take over, in place,
+// a released one whose interfaces want it where they hold the old one
+// (see reuse.go): those interfaces keep their sessions and need no write.
+// ACLs given here stay even when unbound. It reads VPP once per binding
+// (that interface's lists) and writes only what changes: O(given +
+// changed) whatever the number of ACLs and interfaces. It returns
+// ErrNotSynced until a Sync succeeded on this connection. Bad ACLs and
+// bindings are reported as Sync reports them; a binding may also name an
+// ACL an earlier Sync or Update programmed.
 func (d *Driver) Update(ctx context.Context, acls []ACL, bindings []Binding) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -168,11 +178,25 @@ func (d *Driver) Update(ctx context.Context, acls []ACL, bindings []Binding) err
 	}
 	good, named, bad, err := validateACLs(acls)
 	errs := []error{err}
-	failed := d.program(ctx, good, &errs)
-	bound, _, err := checkBindings(bindings, func(t string) error { return d.usable(t, bad, failed) })
+	bound, _, err := checkBindings(bindings, func(t string) error {
+		switch {
+		case bad[t]:
+			return errors.New("is invalid")
+		case !named[t] && d.acls[t] == nil:
+			return errors.New("does not exist")
+		}
+		return nil
+	})
 	errs = append(errs, err)
 
+	keep := maps.Clone(named)
+	for _, b := range bindings {
+		for _, t := range slices.Concat(b.Input, b.Output) {
+			keep[t] = true
+		}
+	}
 	var released []uint32
+	targets := map[uint32]*target{}
 	for _, idx := range slices.Sorted(maps.Keys(bound)) {
 		b := bound[idx]
 		released = append(released, d.ours(d.lists[idx])...)
@@ -194,11 +218,87 @@ func (d *Driver) Update(ctx context.Context, acls []ACL, bindings []Binding) err
 			continue
 		}
 		released = append(released, d.ours(cur)...)
-		errs = append(errs, d.apply(ctx, idx, cur, b))
+		targets[idx] = &target{b: b, cur: cur}
 	}
+	errs = append(errs, d.reconcile(ctx, good, keep, targets))
 	slices.Sort(released)
 	errs = append(errs, d.deleteUnused(ctx, slices.Compact(released), named))
 	return errors.Join(errs...)
+}
+
+// reconcile makes VPP hold acls and sets the lists of targets, in this
+// order: new ACLs are created and changed ones replaced, except those
+// taking over an old ACL in place; interfaces leaving such an old ACL
+// are set, naming a new ACL that takes over an old one by the old index;
+// the old ACLs are rewritten; the other interfaces are set, and those set
+// early again if a rewrite fell back. keep holds every tag the call names
+// (see planReuse). d.mu is held.
+func (d *Driver) reconcile(ctx context.Context, acls []ACL, keep map[string]bool, targets map[uint32]*target) error {
+	var fresh []ACL
+	for _, a := range acls {
+		if d.acls[a.Tag] == nil {
+			fresh = append(fresh, a)
+		}
+	}
+	reuses, early := d.planReuse(fresh, keep, targets)
+	pending := map[string]uint32{}
+	for _, r := range reuses {
+		pending[r.acl.Tag] = r.index
+	}
+	var errs []error
+	failed := d.program(ctx, slices.DeleteFunc(slices.Clone(acls), func(a ACL) bool { _, ok := pending[a.Tag]; return ok }), &errs)
+	unset := map[uint32]bool{}
+	for _, sw := range slices.Sorted(maps.Keys(early)) {
+		if err := d.set(ctx, sw, targets[sw], failed, pending); err != nil {
+			errs = append(errs, err)
+			unset[sw] = true
+		}
+	}
+	for _, r := range reuses {
+		if !d.left(r, targets) {
+			// A leaver still holds the old ACL: the new one is made apart.
+			d.log.Debug("not rewriting acl in place: an interface leaving it was not set",
+				zap.String("tag", r.acl.Tag), zap.String("old_tag", r.old), zap.Uint32("acl_index", r.index))
+			maps.Copy(failed, d.program(ctx, []ACL{r.acl}, &errs))
+			continue
+		}
+		if err := d.rewrite(ctx, r); err != nil {
+			errs = append(errs, err)
+			failed[r.acl.Tag] = true
+		}
+	}
+	for _, sw := range slices.Sorted(maps.Keys(targets)) {
+		if !unset[sw] {
+			errs = append(errs, d.set(ctx, sw, targets[sw], failed, nil))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// set applies t's binding unless it names an ACL that could not be
+// programmed (the interface then keeps what it has), and notes what VPP
+// holds after in t. Tags in pending are ACLs still to be rewritten in
+// place, named by the index they will take. d.mu is held.
+func (d *Driver) set(ctx context.Context, sw uint32, t *target, failed map[string]bool, pending map[string]uint32) error {
+	for _, dir := range []struct {
+		name string
+		tags []string
+	}{{"input", t.b.Input}, {"output", t.b.Output}} {
+		for _, tg := range dir.tags {
+			_, later := pending[tg]
+			if failed[tg] || (d.acls[tg] == nil && !later) {
+				return fmt.Errorf("binding not applied: sw_if_index %d: %s acl %q could not be programmed", sw, dir.name, tg)
+			}
+		}
+	}
+	cur, err := d.apply(ctx, sw, t.cur, t.b, func(tg string) uint32 {
+		if idx, ok := pending[tg]; ok {
+			return idx
+		}
+		return d.acls[tg].index
+	})
+	t.cur = cur
+	return err
 }
 
 // Index returns the acl_index VPP holds the kube-vpp ACL tag under.
@@ -217,19 +317,6 @@ func (d *Driver) Tag(index uint32) (string, bool) {
 	defer d.mu.Unlock()
 	t, ok := d.tags[index]
 	return t, ok
-}
-
-// usable says whether a binding may name tag: a valid ACL VPP holds.
-func (d *Driver) usable(tag string, bad, failed map[string]bool) error {
-	switch {
-	case bad[tag]:
-		return errors.New("is invalid")
-	case failed[tag]:
-		return errors.New("could not be programmed")
-	case d.acls[tag] == nil:
-		return errors.New("does not exist")
-	}
-	return nil
 }
 
 // validateACLs splits acls into the valid ones, sorted by tag and without

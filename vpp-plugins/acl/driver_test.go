@@ -63,11 +63,12 @@ func TestSyncCreatesBindsAndIsIdempotent(t *testing.T) {
 	}
 }
 
-// TestSyncRebindsThenDeletes: a table that changes is a new ACL; the
-// lists move to it first and the old ACL is deleted after, which VPP
-// allows only then (acl_del_list answers ACL_IN_USE_INBOUND/OUTBOUND for
-// an ACL still in a list). An interface left out of want loses its
-// kube-vpp ACLs.
+// TestSyncRebindsThenDeletes: lists move to the ACLs they want first and
+// an ACL no longer wanted is deleted after, which VPP allows only then
+// (acl_del_list answers ACL_IN_USE_INBOUND/OUTBOUND for an ACL still in a
+// list). A new ACL that an unwanted one's remaining interface wants in its
+// place takes it over in place instead. An interface left out of want
+// loses its kube-vpp ACLs.
 func TestSyncRebindsThenDeletes(t *testing.T) {
 	env, d := start(t, nodeInterfaces)
 	ctx := context.Background()
@@ -90,18 +91,28 @@ func TestSyncRebindsThenDeletes(t *testing.T) {
 			podB: describeLists(tags(denyV4), tags(web)),
 		},
 	}, {
-		// add web-8080, set A and B, delete web.
+		// set B (it leaves web), then rewrite web as web-8080 in place:
+		// pod A's lists keep their indexes.
 		name: "pod A's table changes, pod B is no longer bound",
 		want: acl.Desired{ACLs: []acl.ACL{web8080, denyV4}, Bindings: []acl.Binding{
 			{SwIfIndex: podA, Input: tags(denyV4), Output: tags(web8080)},
 		}},
-		writes: 4,
+		writes: 2,
 		acls:   wantACLs(web8080, denyV4),
 		lists:  map[uint32]string{podA: describeLists(tags(denyV4), tags(web8080))},
 	}, {
-		// set A, delete both.
+		// set A, delete web-8080: no new ACL to take it over.
+		name: "pod A's output moves to a table VPP holds",
+		want: acl.Desired{ACLs: []acl.ACL{denyV4}, Bindings: []acl.Binding{
+			{SwIfIndex: podA, Input: tags(denyV4), Output: tags(denyV4)},
+		}},
+		writes: 2,
+		acls:   wantACLs(denyV4),
+		lists:  map[uint32]string{podA: describeLists(tags(denyV4), tags(denyV4))},
+	}, {
+		// set A, delete deny-v4.
 		name:   "nothing wanted",
-		writes: 3,
+		writes: 2,
 		acls:   map[string]string{},
 		lists:  map[uint32]string{},
 	}}

@@ -144,33 +144,34 @@ func (d *Driver) program(ctx context.Context, acls []ACL, errs *[]error) (failed
 // VPP clears every session of the interface, both directions, when the
 // set of ACLs in either list changes (acl_interface_set_inout_acl_list);
 // a reorder of the same set keeps them. Tags are content hashes, so a
-// table whose content changes comes as a new ACL and a new list here:
-// the interface's connections lose their reflexive sessions, and their
-// next packets, replies included, are judged by the lists afresh. d.mu is
-// held.
-func (d *Driver) apply(ctx context.Context, swIfIndex uint32, cur lists, b Binding) error {
-	want := lists{input: d.compose(cur.input, b.Input), output: d.compose(cur.output, b.Output)}
+// table whose content changes comes as a new ACL; unless it took over the
+// old one's index (reuse.go), its list changes here and the interface's
+// connections lose their reflexive sessions: their next packets, replies
+// included, are judged by the lists afresh. index gives each tag's
+// acl_index. It returns the lists VPP holds after. d.mu is held.
+func (d *Driver) apply(ctx context.Context, swIfIndex uint32, cur lists, b Binding, index func(tag string) uint32) (lists, error) {
+	want := lists{input: d.compose(cur.input, b.Input, index), output: d.compose(cur.output, b.Output, index)}
 	if slices.Equal(cur.input, want.input) && slices.Equal(cur.output, want.output) {
-		return nil
+		return cur, nil
 	}
 	if n := len(want.input) + len(want.output); n > maxListLen {
-		return fmt.Errorf("binding of sw_if_index %d not applied: %d ACLs with the foreign ones, VPP takes at most %d",
+		return cur, fmt.Errorf("binding of sw_if_index %d not applied: %d ACLs with the foreign ones, VPP takes at most %d",
 			swIfIndex, n, maxListLen)
 	}
 	_, err := d.rpc.ACLInterfaceSetACLList(ctx, &vppacl.ACLInterfaceSetACLList{SwIfIndex: interface_types.InterfaceIndex(swIfIndex),
 		NInput: uint8(len(want.input)), Acls: slices.Concat(want.input, want.output)})
 	if err != nil {
-		return fmt.Errorf("sw_if_index %d: acl_interface_set_acl_list input %q output %q: %w", swIfIndex, b.Input, b.Output, err)
+		return cur, fmt.Errorf("sw_if_index %d: acl_interface_set_acl_list input %q output %q: %w", swIfIndex, b.Input, b.Output, err)
 	}
 	d.record(swIfIndex, want)
 	d.log.Info("set acl lists", zap.Uint32("sw_if_index", swIfIndex),
 		zap.Strings("input", b.Input), zap.Strings("output", b.Output),
 		zap.Uint32s("input_acl_index", want.input), zap.Uint32s("output_acl_index", want.output))
-	return nil
+	return want, nil
 }
 
 // compose is a list: the foreign entries of cur, then the ACLs of tags.
-func (d *Driver) compose(cur []uint32, tags []string) []uint32 {
+func (d *Driver) compose(cur []uint32, tags []string, index func(tag string) uint32) []uint32 {
 	var out []uint32
 	for _, idx := range cur {
 		if _, ours := d.tags[idx]; !ours {
@@ -178,7 +179,7 @@ func (d *Driver) compose(cur []uint32, tags []string) []uint32 {
 		}
 	}
 	for _, t := range tags {
-		out = append(out, d.acls[t].index)
+		out = append(out, index(t))
 	}
 	return out
 }
