@@ -19,18 +19,20 @@ type pod struct {
 	// apply to it. Host-network pods share the node's stack and are not.
 	target bool
 	spec   *corev1.PodSpec
+	order  int // index in cluster.pods
 }
 
 // cluster indexes the pods that can be peers and the namespaces' labels.
 type cluster struct {
-	pods       []*pod            // every pod with an IP that is not terminated, by key
-	byNS       map[string][]*pod // the same, per namespace
-	namespaces []string          // sorted names of every namespace seen (objects and pods)
+	pods       []*pod              // every pod with an IP that is not terminated, by key
+	byNS       map[string][]*pod   // the same, per namespace
+	byLabel    map[podLabel][]*pod // the same, per namespace and label
+	namespaces []string            // sorted names of every namespace seen (objects and pods)
 	nsLabels   map[string]labels.Set
 }
 
 func newCluster(in Input) *cluster {
-	c := &cluster{byNS: map[string][]*pod{}, nsLabels: map[string]labels.Set{}}
+	c := &cluster{byNS: map[string][]*pod{}, byLabel: map[podLabel][]*pod{}, nsLabels: map[string]labels.Set{}}
 	for _, ns := range in.Namespaces {
 		if ns == nil {
 			continue
@@ -64,8 +66,13 @@ func newCluster(in Input) *cluster {
 		})
 	}
 	slices.SortFunc(c.pods, func(a, b *pod) int { return strings.Compare(a.key, b.key) })
-	for _, p := range c.pods {
+	for i, p := range c.pods {
+		p.order = i
 		c.byNS[p.namespace] = append(c.byNS[p.namespace], p)
+		for k, v := range p.labels {
+			l := podLabel{p.namespace, k, v}
+			c.byLabel[l] = append(c.byLabel[l], p)
+		}
 		if _, ok := c.nsLabels[p.namespace]; !ok {
 			// A pod's namespace without its object: only the name is known.
 			c.nsLabels[p.namespace] = labels.Set{corev1.LabelMetadataName: p.namespace}
@@ -127,23 +134,16 @@ func (p *pod) namedPort(name string, proto corev1.Protocol) []uint16 {
 }
 
 // selectPods returns the pods matching podSel (nil: any) in the namespaces
-// matching nsSel, or in namespace ns when nsSel is nil.
-func (c *cluster) selectPods(ns string, podSel, nsSel labels.Selector) []*pod {
-	var out []*pod
-	match := func(pods []*pod) {
-		for _, p := range pods {
-			if podSel == nil || podSel.Matches(p.labels) {
-				out = append(out, p)
-			}
-		}
-	}
+// matching nsSel, or in namespace ns when nsSel is nil. Treat the result as
+// read-only.
+func (c *cluster) selectPods(ns string, podSel, nsSel *selector) []*pod {
 	if nsSel == nil {
-		match(c.byNS[ns])
-		return out
+		return c.podsMatching(ns, podSel)
 	}
+	var out []*pod
 	for _, name := range c.namespaces {
-		if nsSel.Matches(c.nsLabels[name]) {
-			match(c.byNS[name])
+		if nsSel.matches(c.nsLabels[name]) {
+			out = append(out, c.podsMatching(name, podSel)...)
 		}
 	}
 	return out

@@ -1,8 +1,8 @@
 package policy
 
 import (
+	"encoding/binary"
 	"slices"
-	"strconv"
 	"strings"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -22,24 +22,27 @@ import (
 // slices; treat the output as read-only.
 func Compile(in Input) Output {
 	cl := newCluster(in)
-	c := &compiler{cluster: cl}
+	c := newCompiler(cl)
 
-	nps := make([]*networkingv1.NetworkPolicy, 0, len(in.Policies))
+	type named struct {
+		key string
+		np  *networkingv1.NetworkPolicy
+	}
+	nps := make([]named, 0, len(in.Policies))
 	for _, np := range in.Policies {
 		if np != nil {
-			nps = append(nps, np)
+			nps = append(nps, named{np.Namespace + "/" + np.Name, np})
 		}
 	}
 	// Name order makes problems and rule attribution independent of input order.
-	slices.SortStableFunc(nps, func(a, b *networkingv1.NetworkPolicy) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
+	slices.SortStableFunc(nps, func(a, b named) int { return strings.Compare(a.key, b.key) })
 
 	selecting := map[*pod][]*compiled{}
-	for _, np := range nps {
-		p := c.compile(np)
-		for _, target := range cl.byNS[p.ns] {
-			if target.target && p.selector.Matches(target.labels) {
+	for i, np := range nps {
+		p := c.compile(np.np)
+		p.id = i
+		for _, target := range cl.podsMatching(p.ns, p.selector) {
+			if target.target {
 				selecting[target] = append(selecting[target], p)
 			}
 		}
@@ -60,7 +63,7 @@ func Compile(in Input) Output {
 // so the result is kept per set of policies and named-port resolution.
 type assembler struct {
 	done map[string]PodRules
-	key  strings.Builder
+	key  []byte
 }
 
 // podRules combines the policies selecting target, given in name order.
@@ -68,28 +71,26 @@ func (a *assembler) podRules(target *pod, policies []*compiled) PodRules {
 	if len(policies) == 0 {
 		return PodRules{Pod: target.key, IPs: target.ips}
 	}
-	// Resolve the named ingress ports first: with the policy names they
-	// decide the result, so they make the cache key.
-	named := make([][]uint16, 0)
-	a.key.Reset()
+	// Resolve the named ingress ports first: with the policies they decide
+	// the result, so they make the cache key (policies by their id: a name
+	// given twice in the input may hold two specs).
+	var named [][]uint16
+	a.key = a.key[:0]
 	for _, p := range policies {
-		a.key.WriteString(p.key)
-		a.key.WriteByte(';')
+		a.key = binary.AppendUvarint(a.key, uint64(p.id))
 		if !p.ingress {
 			continue
 		}
 		for _, n := range p.inNamed {
 			ports := target.namedPort(n.name, n.proto)
 			named = append(named, ports)
+			a.key = binary.AppendUvarint(a.key, uint64(len(ports)))
 			for _, port := range ports {
-				a.key.WriteString(strconv.Itoa(int(port)))
-				a.key.WriteByte(',')
+				a.key = binary.BigEndian.AppendUint16(a.key, port)
 			}
-			a.key.WriteByte(';')
 		}
 	}
-	key := a.key.String()
-	if pr, ok := a.done[key]; ok {
+	if pr, ok := a.done[string(a.key)]; ok {
 		pr.Pod, pr.IPs = target.key, target.ips
 		return pr
 	}
@@ -121,7 +122,7 @@ func (a *assembler) podRules(target *pod, policies []*compiled) PodRules {
 	if len(eg) > 0 {
 		pr.Egress.Allow = sortRules(eg)
 	}
-	a.done[key] = pr
+	a.done[string(a.key)] = pr
 	pr.Pod, pr.IPs = target.key, target.ips
 	return pr
 }

@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -18,9 +16,10 @@ import (
 // compiled is a NetworkPolicy with its selectors parsed and every allow that
 // does not depend on the target pod resolved.
 type compiled struct {
+	id       int // in name order, unique within one Compile
 	key      string
 	ns       string
-	selector labels.Selector
+	selector *selector // nil: every pod of ns
 	// ingress and egress say which directions the policy isolates.
 	ingress, egress bool
 	// inFixed are the ingress allows with numbered (or no) ports; inNamed
@@ -48,15 +47,39 @@ type portSpec struct {
 
 // peerSpec is one validated NetworkPolicyPeer.
 type peerSpec struct {
-	podSel, nsSel labels.Selector // either may be nil (not given)
-	block         []netip.Prefix  // ipBlock: cidr minus except
+	podSel, nsSel *selector      // either may be nil (not given)
+	block         []netip.Prefix // ipBlock: cidr minus except
 	isBlock       bool
+	// key names what the peer selects, in the policy's namespace: equal
+	// keys, equal peers (resolve.go caches by it).
+	key string
 }
 
 // compiler compiles policies against one cluster, collecting problems.
 type compiler struct {
 	cluster  *cluster
 	problems []Problem
+	// Policies are written from templates: many repeat the same
+	// selectors, blocks and peers. Each is resolved once per Compile.
+	selectors *selectorCache
+	blocks    map[string]parsedBlock        // valid ipBlocks
+	peerKeys  map[string]string             // peerSpec keys, made once
+	peerSets  map[string][]netip.Prefix     // prefixes by appendPeersKey
+	named     map[string][]namedDestination // named egress ports, by rule
+	portNames map[string][]string           // port names' validation errors
+	buf       []byte                        // the cache key being looked up
+}
+
+func newCompiler(cl *cluster) *compiler {
+	return &compiler{
+		cluster:   cl,
+		selectors: newSelectorCache(),
+		blocks:    map[string]parsedBlock{},
+		peerKeys:  map[string]string{},
+		peerSets:  map[string][]netip.Prefix{},
+		named:     map[string][]namedDestination{},
+		portNames: map[string][]string{},
+	}
 }
 
 func (c *compiler) problem(policy, field string, err error) {
@@ -66,12 +89,12 @@ func (c *compiler) problem(policy, field string, err error) {
 func (c *compiler) compile(np *networkingv1.NetworkPolicy) *compiled {
 	p := &compiled{key: np.Namespace + "/" + np.Name, ns: np.Namespace}
 	p.ingress, p.egress = c.policyTypes(p.key, &np.Spec)
-	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	sel, err := c.selectors.parse(&np.Spec.PodSelector)
 	if err != nil {
 		// Which pods the author meant is unknown: isolate the whole
 		// namespace with no allows rather than leave any pod open.
 		c.problem(p.key, "spec.podSelector", fmt.Errorf("invalid selector: %w", err))
-		p.selector = labels.Everything()
+		p.selector = nil
 		return p
 	}
 	p.selector = sel
@@ -112,9 +135,9 @@ func (c *compiler) policyTypes(key string, spec *networkingv1.NetworkPolicySpec)
 }
 
 func (c *compiler) ingressRule(p *compiled, i int, r networkingv1.NetworkPolicyIngressRule) {
-	path := fmt.Sprintf("spec.ingress[%d]", i)
+	path := "spec.ingress[" + strconv.Itoa(i) + "]"
 	ports, okPorts := c.ports(p.key, path, r.Ports)
-	peers, okPeers := c.peers(p.key, path+".from", r.From)
+	peers, okPeers := c.peers(p.key, p.ns, path+".from", r.From)
 	if !okPorts || !okPeers {
 		return
 	}
@@ -137,9 +160,9 @@ func (c *compiler) ingressRule(p *compiled, i int, r networkingv1.NetworkPolicyI
 }
 
 func (c *compiler) egressRule(p *compiled, i int, r networkingv1.NetworkPolicyEgressRule) {
-	path := fmt.Sprintf("spec.egress[%d]", i)
+	path := "spec.egress[" + strconv.Itoa(i) + "]"
 	ports, okPorts := c.ports(p.key, path, r.Ports)
-	peers, okPeers := c.peers(p.key, path+".to", r.To)
+	peers, okPeers := c.peers(p.key, p.ns, path+".to", r.To)
 	if !okPorts || !okPeers {
 		return
 	}
@@ -151,7 +174,6 @@ func (c *compiler) egressRule(p *compiled, i int, r networkingv1.NetworkPolicyEg
 		}
 		return
 	}
-	var dests []destination // computed once, for named ports only
 	for _, ps := range ports {
 		if ps.name == "" {
 			if anywhere || len(prefixes) > 0 {
@@ -159,27 +181,9 @@ func (c *compiler) egressRule(p *compiled, i int, r networkingv1.NetworkPolicyEg
 			}
 			continue
 		}
-		if dests == nil {
-			dests = c.destinations(p.ns, anywhere, peers)
-		}
-		// Each destination pod resolves the name itself, so pods that
-		// number the port differently get one allow per number.
-		byPort := map[uint16][]netip.Prefix{}
-		for _, d := range dests {
-			for _, n := range d.pod.namedPort(ps.name, ps.proto) {
-				for _, a := range d.ips {
-					byPort[n] = append(byPort[n], hostPrefix(a))
-				}
-			}
-		}
-		numbers := make([]uint16, 0, len(byPort))
-		for n := range byPort {
-			numbers = append(numbers, n)
-		}
-		slices.Sort(numbers)
-		for _, n := range numbers {
-			p.out = append(p.out, Rule{Peers: normalize(byPort[n]), Protocol: protocol(ps.proto),
-				Ports: PortRange{n, n}, Policy: p.key, Index: i})
+		for _, d := range c.namedDestinations(p.ns, anywhere, peers, ps) {
+			p.out = append(p.out, Rule{Peers: d.peers, Protocol: protocol(ps.proto),
+				Ports: PortRange{d.port, d.port}, Policy: p.key, Index: i})
 		}
 	}
 }
@@ -190,10 +194,9 @@ func (c *compiler) ports(key, path string, in []networkingv1.NetworkPolicyPort) 
 	ok := true
 	out := make([]portSpec, 0, len(in))
 	for j, np := range in {
-		field := fmt.Sprintf("%s.ports[%d]", path, j)
-		ps, errs := parsePort(np)
+		ps, errs := parsePort(np, c.portNameErrors)
 		for _, e := range errs {
-			c.problem(key, field+e.field, e.err)
+			c.problem(key, fmt.Sprintf("%s.ports[%d]%s", path, j, e.field), e.err)
 			ok = false
 		}
 		out = append(out, ps)
@@ -201,12 +204,24 @@ func (c *compiler) ports(key, path string, in []networkingv1.NetworkPolicyPort) 
 	return out, ok
 }
 
+// portNameErrors is validation.IsValidPortName, once per name.
+func (c *compiler) portNameErrors(name string) []string {
+	msgs, ok := c.portNames[name]
+	if !ok {
+		msgs = validation.IsValidPortName(name)
+		c.portNames[name] = msgs
+	}
+	return msgs
+}
+
 type fieldError struct {
 	field string // relative to the port
 	err   error
 }
 
-func parsePort(np networkingv1.NetworkPolicyPort) (portSpec, []fieldError) {
+// parsePort validates np; nameErrors checks a port name
+// (validation.IsValidPortName).
+func parsePort(np networkingv1.NetworkPolicyPort, nameErrors func(string) []string) (portSpec, []fieldError) {
 	var errs []fieldError
 	ps := portSpec{proto: corev1.ProtocolTCP}
 	if np.Protocol != nil {
@@ -224,7 +239,7 @@ func parsePort(np networkingv1.NetworkPolicyPort) (portSpec, []fieldError) {
 		if np.EndPort != nil {
 			errs = append(errs, fieldError{".endPort", errors.New("may not be specified when port is a name")})
 		}
-		if msgs := validation.IsValidPortName(np.Port.StrVal); len(msgs) > 0 {
+		if msgs := nameErrors(np.Port.StrVal); len(msgs) > 0 {
 			errs = append(errs, fieldError{".port", fmt.Errorf("invalid port name %q: %s", np.Port.StrVal, strings.Join(msgs, "; "))})
 		}
 		ps.name = np.Port.StrVal
@@ -263,14 +278,13 @@ func protocol(p corev1.Protocol) Protocol {
 
 // peers validates a rule's peers as the API server does
 // (ValidateNetworkPolicyPeer, ValidateIPBlock) and parses their selectors.
-func (c *compiler) peers(key, path string, in []networkingv1.NetworkPolicyPeer) ([]peerSpec, bool) {
+func (c *compiler) peers(key, ns, path string, in []networkingv1.NetworkPolicyPeer) ([]peerSpec, bool) {
 	ok := true
 	out := make([]peerSpec, 0, len(in))
 	for k, np := range in {
-		field := fmt.Sprintf("%s[%d]", path, k)
 		var ps peerSpec
 		bad := func(sub string, err error) {
-			c.problem(key, field+sub, err)
+			c.problem(key, path+"["+strconv.Itoa(k)+"]"+sub, err)
 			ok = false
 		}
 		switch {
@@ -282,25 +296,58 @@ func (c *compiler) peers(key, path string, in []networkingv1.NetworkPolicyPeer) 
 			continue
 		case np.IPBlock != nil:
 			ps.isBlock = true
-			ps.block = parseBlock(np.IPBlock, func(sub string, err error) { bad(".ipBlock"+sub, err) })
+			ps.block, ps.key = c.block(np.IPBlock, func(sub string, err error) { bad(".ipBlock"+sub, err) })
+			out = append(out, ps)
+			continue
 		}
 		if np.PodSelector != nil {
-			sel, err := metav1.LabelSelectorAsSelector(np.PodSelector)
+			sel, err := c.selectors.parse(np.PodSelector)
 			if err != nil {
 				bad(".podSelector", fmt.Errorf("invalid selector: %w", err))
 			}
 			ps.podSel = sel
 		}
 		if np.NamespaceSelector != nil {
-			sel, err := metav1.LabelSelectorAsSelector(np.NamespaceSelector)
+			sel, err := c.selectors.parse(np.NamespaceSelector)
 			if err != nil {
 				bad(".namespaceSelector", fmt.Errorf("invalid selector: %w", err))
 			}
 			ps.nsSel = sel
 		}
+		ps.key = c.selectorPeerKey(ns, ps.podSel, ps.nsSel)
 		out = append(out, ps)
 	}
 	return out, ok
+}
+
+// parsedBlock is a valid ipBlock's prefixes and key.
+type parsedBlock struct {
+	prefixes []netip.Prefix
+	key      string
+}
+
+// block returns an ipBlock's prefixes (parseBlock) and a key naming them.
+// Valid blocks are parsed once per Compile; invalid ones again each time,
+// so that each use reports its problems.
+func (c *compiler) block(b *networkingv1.IPBlock, bad func(field string, err error)) ([]netip.Prefix, string) {
+	k := appendString(append(c.buf[:0], "block"...), b.CIDR)
+	for _, e := range b.Except {
+		k = appendString(k, e)
+	}
+	c.buf = k
+	if pb, ok := c.blocks[string(k)]; ok {
+		return pb.prefixes, pb.key
+	}
+	key := string(k)
+	valid := true
+	ps := parseBlock(b, func(field string, err error) {
+		valid = false
+		bad(field, err)
+	})
+	if valid {
+		c.blocks[key] = parsedBlock{ps, key}
+	}
+	return ps, key
 }
 
 // parseBlock returns cidr minus its excepts as disjoint prefixes. Each
@@ -339,67 +386,4 @@ func parseBlock(b *networkingv1.IPBlock, bad func(field string, err error)) []ne
 		return nil
 	}
 	return subtract(cidr, except)
-}
-
-// prefixes resolves peers to the union of their addresses in canonical form.
-func (c *compiler) prefixes(ns string, peers []peerSpec) []netip.Prefix {
-	var out []netip.Prefix
-	for _, ps := range peers {
-		if ps.isBlock {
-			out = append(out, ps.block...)
-			continue
-		}
-		for _, p := range c.cluster.selectPods(ns, ps.podSel, ps.nsSel) {
-			for _, a := range p.ips {
-				out = append(out, hostPrefix(a))
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil
-	}
-	return normalize(out)
-}
-
-// destination is a pod an egress rule reaches, with those of its addresses
-// the rule's peers cover.
-type destination struct {
-	pod *pod
-	ips []netip.Addr
-}
-
-// destinations lists the pods an egress rule reaches: all of them for a
-// rule without peers, the selected ones, and those with addresses inside an
-// ipBlock (only those addresses).
-func (c *compiler) destinations(ns string, anywhere bool, peers []peerSpec) []destination {
-	if anywhere {
-		out := make([]destination, 0, len(c.cluster.pods))
-		for _, p := range c.cluster.pods {
-			out = append(out, destination{pod: p, ips: p.ips})
-		}
-		return out
-	}
-	ips := map[*pod][]netip.Addr{}
-	for _, ps := range peers {
-		if !ps.isBlock {
-			for _, p := range c.cluster.selectPods(ns, ps.podSel, ps.nsSel) {
-				ips[p] = append(ips[p], p.ips...)
-			}
-			continue
-		}
-		for _, p := range c.cluster.pods {
-			for _, a := range p.ips {
-				if slices.ContainsFunc(ps.block, func(b netip.Prefix) bool { return b.Contains(a) }) {
-					ips[p] = append(ips[p], a)
-				}
-			}
-		}
-	}
-	out := make([]destination, 0, len(ips))
-	for p, as := range ips {
-		out = append(out, destination{pod: p, ips: as})
-	}
-	// Map order must not reach the output.
-	slices.SortFunc(out, func(a, b destination) int { return strings.Compare(a.pod.key, b.pod.key) })
-	return out
 }

@@ -134,7 +134,9 @@ func Place(in PlaceInput) Placement {
 		in:        in,
 		frontends: newFrontendIndex(in.Frontends),
 		nodes:     nodePrefixes(in.NodeAddresses),
-		built:     map[string]*table{},
+		sums:      map[allowID][16]byte{},
+		built:     map[tableKey]*table{},
+		merged:    map[mergeKey]struct{}{},
 		bound:     map[uint32]acl.Binding{},
 	}
 	out := Placement{Tables: make(map[string]PodTables, len(in.Local))}
@@ -163,32 +165,51 @@ func (t *table) add(r acl.Rule, o RuleOrigin, allow int) {
 	t.allow = append(t.allow, allow)
 }
 
-// seal computes the tag from the rules' content and the direction.
+// newTable returns an empty table with room for n rules.
+func newTable(n int) *table {
+	return &table{rules: make([]acl.Rule, 0, n), origins: make([]RuleOrigin, 0, n), allow: make([]int, 0, n)}
+}
+
+// seal computes the tag from the rules' content and the direction. The
+// encoding is what VPP already holds tags of: changing it would replace
+// every ACL on upgrade.
 func (t *table) seal(dir string) {
+	const ruleSize = 2 + 2*prefixSize + 8
 	h := sha256.New()
-	buf := make([]byte, 0, 64)
+	var chunk [64 * ruleSize]byte
+	buf := chunk[:0]
 	for _, r := range t.rules {
-		buf = append(buf[:0], byte(r.Action), r.Protocol)
+		if len(buf)+ruleSize > cap(buf) {
+			h.Write(buf)
+			buf = buf[:0]
+		}
+		buf = append(buf, byte(r.Action), r.Protocol)
 		buf = appendPrefix(buf, r.Src)
 		buf = appendPrefix(buf, r.Dst)
 		buf = binary.BigEndian.AppendUint16(buf, r.SrcPorts.First)
 		buf = binary.BigEndian.AppendUint16(buf, r.SrcPorts.Last)
 		buf = binary.BigEndian.AppendUint16(buf, r.DstPorts.First)
 		buf = binary.BigEndian.AppendUint16(buf, r.DstPorts.Last)
-		h.Write(buf)
 	}
+	h.Write(buf)
 	// 128 bits: "kube-vpp:acl:ingress-" plus 32 hex digits fits VPP's tag.
-	t.tag = tag.New(acl.KindTable, dir+"-"+hex.EncodeToString(h.Sum(nil)[:16]))
+	t.tag = tag.New(acl.KindTable, dir+"-"+hex.EncodeToString(h.Sum(chunk[:0])[:16]))
 }
+
+// prefixSize is the length of appendPrefix's encoding.
+const prefixSize = 1 + 16 + 1
 
 // appendPrefix writes p in a fixed size: family, 16 address bytes, length.
 func appendPrefix(b []byte, p netip.Prefix) []byte {
-	family := byte(6)
-	if p.Addr().Is4() {
-		family = 4
+	var enc [prefixSize]byte
+	a := p.Addr()
+	enc[0] = 6
+	if a.Is4() {
+		enc[0] = 4
 	}
-	a := p.Addr().As16()
-	return append(append(append(b, family), a[:]...), byte(p.Bits()))
+	*(*[16]byte)(enc[1:17]) = a.As16()
+	enc[17] = byte(p.Bits())
+	return append(b, enc[:]...)
 }
 
 // use merges the origins of a pod whose allow list made (or equals the one
@@ -228,9 +249,40 @@ type placer struct {
 	in        PlaceInput
 	frontends frontendIndex
 	nodes     []netip.Prefix
+	// sums are the allow lists' hashes. Compile shares one Allow slice
+	// between the pods of the same policies, so a list is hashed once.
+	sums map[allowID][16]byte
 	// built are the tables by direction and allow-list hash.
-	built map[string]*table
-	bound map[uint32]acl.Binding
+	built map[tableKey]*table
+	// merged are the allow lists whose origins a table has taken in.
+	merged map[mergeKey]struct{}
+	bound  map[uint32]acl.Binding
+}
+
+// allowID is an allow list's identity: its backing array and length.
+// Within one Place, whose input is read-only, equal identities hold equal
+// rules.
+type allowID struct {
+	first *Rule
+	n     int
+}
+
+func idOf(allow []Rule) allowID {
+	if len(allow) == 0 {
+		return allowID{}
+	}
+	return allowID{first: &allow[0], n: len(allow)}
+}
+
+type tableKey struct {
+	dir  string
+	open bool     // not isolated: the permit-all table
+	sum  [16]byte // the allow list's hash when isolated
+}
+
+type mergeKey struct {
+	t     *table
+	allow allowID
 }
 
 func (p *placer) placePod(lp LocalPod) PodTables {
@@ -258,28 +310,38 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 // direction returns the table of one direction of a pod isolated in at
 // least one, with the pod's origins merged in.
 func (p *placer) direction(dir string, d Direction) *table {
-	key := "open-" + dir
+	key := tableKey{dir: dir, open: !d.Isolated}
+	id := idOf(d.Allow)
 	if d.Isolated {
-		key = dir + "-" + d.Hash()
+		sum, ok := p.sums[id]
+		if !ok {
+			sum = allowSum(d.Allow)
+			p.sums[id] = sum
+		}
+		key.sum = sum
 	}
 	t, ok := p.built[key]
 	if !ok {
 		t = p.build(dir, d)
 		p.built[key] = t
 	}
-	if d.Isolated {
-		t.use(dir, d.Allow)
-	} else {
+	if !d.Isolated {
 		t.used = true
+		return t
+	}
+	// Pods sharing an allow list would merge the same origins again.
+	if _, done := p.merged[mergeKey{t, id}]; !done {
+		p.merged[mergeKey{t, id}] = struct{}{}
+		t.use(dir, d.Allow)
 	}
 	return t
 }
 
 func (p *placer) build(dir string, d Direction) *table {
-	t := &table{}
 	if !d.Isolated {
 		// Permits everything, with sessions, so that replies to what the
 		// other (isolated) direction admits pass it.
+		t := newTable(2)
 		o := RuleOrigin{Direction: dir, Index: -1, Note: NoteNotIsolated}
 		for _, whole := range anyPrefixes() {
 			t.add(acl.Rule{Action: acl.PermitReflect, Src: whole, Dst: whole, SrcPorts: acl.AnyPort, DstPorts: acl.AnyPort}, o, -1)
@@ -287,14 +349,24 @@ func (p *placer) build(dir string, d Direction) *table {
 		t.seal(dir)
 		return t
 	}
+	var frontends []int
 	if dir == Egress {
-		p.addFrontends(t, d.Allow)
+		frontends = p.frontends.candidates(d.Allow)
 	}
+	// Sized up front: tables run to thousands of rules, and growing three
+	// slices rule by rule was much of Place's garbage.
+	n := len(frontends) + 1
+	for _, r := range d.Allow {
+		n += allowRuleCount(r)
+	}
+	if dir == Ingress {
+		n += len(p.nodes)
+	}
+	t := newTable(n)
+	p.addFrontends(t, d.Allow, frontends)
 	for j, r := range d.Allow {
 		o := RuleOrigin{Policy: r.Policy, Direction: dir, Index: r.Index}
-		for _, ar := range allowRules(dir, r) {
-			t.add(ar, o, j)
-		}
+		t.addAllow(dir, r, o, j)
 	}
 	if dir == Ingress {
 		o := RuleOrigin{Direction: dir, Index: -1, Note: NoteNode}
@@ -328,8 +400,9 @@ func (p *placer) result() (acl.Desired, map[string][]RuleOrigin) {
 		}
 		prev, ok := byTag[t.tag]
 		if !ok {
+			// The placer ends here: the table's origins can be handed out.
 			byTag[t.tag] = t
-			origins[t.tag] = slices.Clone(t.origins)
+			origins[t.tag] = slices.Clip(t.origins)
 			continue
 		}
 		// Two allow lists made the same rules: one ACL, each rule named

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"maps"
 	"net/netip"
 	"slices"
 
@@ -48,7 +47,7 @@ func newFrontendIndex(in []Frontend) frontendIndex {
 // lowest backend is inside the peers of one of allow: a frontend is opened
 // only if all its backends are allowed, and denied only if its VIP is.
 func (x frontendIndex) candidates(allow []Rule) []int {
-	found := map[int]struct{}{}
+	var found []int
 	for _, r := range allow {
 		if len(r.Peers) == 0 {
 			all := make([]int, len(x.list))
@@ -61,15 +60,16 @@ func (x frontendIndex) candidates(allow []Rule) []int {
 			peer = peer.Masked()
 			i, _ := slices.BinarySearchFunc(x.list, peer.Addr(), func(f frontend, a netip.Addr) int { return f.addr.Compare(a) })
 			for ; i < len(x.list) && peer.Contains(x.list[i].addr); i++ {
-				found[i] = struct{}{}
+				found = append(found, i)
 			}
 			j, _ := slices.BinarySearchFunc(x.byBackend, peer.Addr(), func(b backendRef, a netip.Addr) int { return b.addr.Compare(a) })
 			for ; j < len(x.byBackend) && peer.Contains(x.byBackend[j].addr); j++ {
-				found[x.byBackend[j].frontend] = struct{}{}
+				found = append(found, x.byBackend[j].frontend)
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(found))
+	slices.Sort(found)
+	return slices.Compact(found)
 }
 
 // mergeFrontends drops frontends without an address or backends (there is
@@ -118,9 +118,10 @@ func mergeFrontends(in []Frontend) []frontend {
 // reach (the input list sees the VIP, NAT picks the backend after it), and
 // a deny for each other frontend that one of the allow rules would let
 // through by its VIP alone. They come first: the first matching rule
-// decides (public_inlines.h, single_acl_match_5tuple).
-func (p *placer) addFrontends(t *table, allow []Rule) {
-	for _, i := range p.frontends.candidates(allow) {
+// decides (public_inlines.h, single_acl_match_5tuple). candidates are the
+// frontends allow may concern (frontendIndex.candidates).
+func (p *placer) addFrontends(t *table, allow []Rule, candidates []int) {
+	for _, i := range candidates {
 		f := p.frontends.list[i]
 		r := acl.Rule{Src: anyOf(f.addr), Dst: hostPrefix(f.addr), Protocol: f.proto,
 			SrcPorts: acl.AnyPort, DstPorts: acl.PortRange{First: f.port, Last: f.port}}

@@ -7,18 +7,18 @@ import (
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
 )
 
-// allowRules expands one compiled allow into permit+reflect ACL rules: one
-// per peer prefix and protocol, an allow without peers standing for both
-// 0.0.0.0/0 and ::/0. An ACL rule holds one family (VPP rejects mixed ones,
-// acl_api_invalid_prefix), and an IPv4 rule never matches IPv6, so a table
-// allowing one family still denies the other.
+// addAllow adds the permit+reflect ACL rules of one compiled allow (index
+// j of the allow list, from o): one per peer prefix and protocol, an allow
+// without peers standing for both 0.0.0.0/0 and ::/0. An ACL rule holds one
+// family (VPP rejects mixed ones, acl_api_invalid_prefix), and an IPv4 rule
+// never matches IPv6, so a table allowing one family still denies the other.
 //
 // SCTP ports are written as the policy gives them although VPP passes 0 as
 // the port of every protocol but TCP, UDP and ICMP
 // (acl_fill_5tuple_l4_and_pkt_data): an SCTP allow with ports then matches
 // nothing. Opening every SCTP port instead would allow what the policy
 // denies.
-func allowRules(dir string, r Rule) []acl.Rule {
+func (t *table) addAllow(dir string, r Rule, o RuleOrigin, j int) {
 	peers := r.Peers
 	if len(peers) == 0 {
 		peers = anyPrefixes()
@@ -27,8 +27,7 @@ func allowRules(dir string, r Rule) []acl.Rule {
 	if !r.Ports.Any() {
 		ports = acl.PortRange{First: r.Ports.First, Last: r.Ports.Last}
 	}
-	protos := ruleProtocols(r)
-	out := make([]acl.Rule, 0, len(peers)*len(protos))
+	protos, nProtos := ruleProtocols(r)
 	for _, peer := range peers {
 		if !peer.IsValid() {
 			continue
@@ -38,30 +37,35 @@ func allowRules(dir string, r Rule) []acl.Rule {
 		if dir == Egress {
 			src, dst = dst, peer
 		}
-		for _, proto := range protos {
+		for _, proto := range protos[:nProtos] {
 			ar := acl.Rule{Action: acl.PermitReflect, Src: src, Dst: dst, Protocol: proto,
 				SrcPorts: acl.AnyPort, DstPorts: ports}
 			if proto == uint8(AnyProtocol) {
 				ar.DstPorts = acl.AnyPort
 			}
-			out = append(out, ar)
+			t.add(ar, o, j)
 		}
 	}
-	return out
 }
 
-// ruleProtocols are the ACL protocols of r. VPP ignores the ports of a
-// protocol-0 rule, and NetworkPolicy ports exist for TCP, UDP and SCTP only,
-// so ports without a protocol (the compiler never makes them) become those
-// three.
-func ruleProtocols(r Rule) []uint8 {
+// allowRuleCount is at most how many rules addAllow adds for r.
+func allowRuleCount(r Rule) int {
+	_, n := ruleProtocols(r)
+	return max(len(r.Peers), 2) * n
+}
+
+// ruleProtocols are the ACL protocols of r (the first n of the array). VPP
+// ignores the ports of a protocol-0 rule, and NetworkPolicy ports exist for
+// TCP, UDP and SCTP only, so ports without a protocol (the compiler never
+// makes them) become those three.
+func ruleProtocols(r Rule) (protos [3]uint8, n int) {
 	switch {
 	case r.Protocol != AnyProtocol:
-		return []uint8{uint8(r.Protocol)}
+		return [3]uint8{uint8(r.Protocol)}, 1
 	case r.Ports.Any():
-		return []uint8{uint8(AnyProtocol)}
+		return [3]uint8{uint8(AnyProtocol)}, 1
 	}
-	return []uint8{uint8(TCP), uint8(UDP), uint8(SCTP)}
+	return [3]uint8{uint8(TCP), uint8(UDP), uint8(SCTP)}, 3
 }
 
 // allows reports whether r lets traffic go to (egress) or come from

@@ -10,6 +10,7 @@ package policy
 import (
 	"cmp"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -101,22 +102,48 @@ type Direction struct {
 // the same traffic can share one table. Isolation is not part of it: a
 // direction that is not isolated needs no table.
 func (d Direction) Hash() string {
-	lines := make([]string, 0, len(d.Allow))
-	var b strings.Builder
-	for _, r := range d.Allow {
-		b.Reset()
-		fmt.Fprintf(&b, "%d %d-%d", r.Protocol, r.Ports.First, r.Ports.Last)
-		for _, p := range r.Peers {
-			b.WriteByte(' ')
-			b.WriteString(p.String())
-		}
-		lines = append(lines, b.String())
+	sum := allowSum(d.Allow)
+	return hex.EncodeToString(sum[:])
+}
+
+// allowSum is Hash's 128 bits. The allows are hashed in compareAllow order
+// without duplicates, which is how Compile already gives them; other lists
+// are sorted in a copy first.
+func allowSum(allow []Rule) [16]byte {
+	if !isCanonical(allow) {
+		allow = slices.Clone(allow)
+		slices.SortFunc(allow, compareAllow)
+		allow = slices.CompactFunc(allow, sameAllow)
 	}
-	slices.Sort(lines)
-	lines = slices.Compact(lines)
-	sum := sha256.Sum256([]byte(strings.Join(lines, "\n")))
+	size := 0
+	for _, r := range allow {
+		size += 9 + len(r.Peers)*prefixSize
+	}
+	// Each allow: protocol, ports, the number of peers, then the peers in
+	// a fixed size, so that no two lists encode alike.
+	buf := make([]byte, 0, size)
+	for _, r := range allow {
+		buf = append(buf, byte(r.Protocol))
+		buf = binary.BigEndian.AppendUint16(buf, r.Ports.First)
+		buf = binary.BigEndian.AppendUint16(buf, r.Ports.Last)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(r.Peers)))
+		for _, p := range r.Peers {
+			buf = appendPrefix(buf, p)
+		}
+	}
+	full := sha256.Sum256(buf)
 	// 128 bits keep collisions out of reach and leave room in a 64-byte tag.
-	return hex.EncodeToString(sum[:16])
+	return [16]byte(full[:16])
+}
+
+// isCanonical reports whether allow is strictly increasing in compareAllow.
+func isCanonical(allow []Rule) bool {
+	for i := 1; i < len(allow); i++ {
+		if compareAllow(allow[i-1], allow[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // PodRules is the compiled policy of one pod.
@@ -149,8 +176,8 @@ type Output struct {
 	Problems []Problem
 }
 
-// compareRules orders rules by (peers, protocol, ports, policy, index).
-func compareRules(a, b Rule) int {
+// compareAllow orders rules by what they allow: (peers, protocol, ports).
+func compareAllow(a, b Rule) int {
 	if c := comparePrefixLists(a.Peers, b.Peers); c != 0 {
 		return c
 	}
@@ -158,6 +185,15 @@ func compareRules(a, b Rule) int {
 		cmp.Compare(a.Protocol, b.Protocol),
 		cmp.Compare(a.Ports.First, b.Ports.First),
 		cmp.Compare(a.Ports.Last, b.Ports.Last),
+	)
+}
+
+// compareRules orders rules by (peers, protocol, ports, policy, index).
+func compareRules(a, b Rule) int {
+	if c := compareAllow(a, b); c != 0 {
+		return c
+	}
+	return cmp.Or(
 		strings.Compare(a.Policy, b.Policy),
 		cmp.Compare(a.Index, b.Index),
 	)
