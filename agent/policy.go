@@ -102,6 +102,13 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 	if self == nil || a.pods == nil {
 		return nil
 	}
+	// Until the pod manager has reconciled with this VPP connection it
+	// does not know the pods' interfaces: a placement now would unbind
+	// them all (and a restarted agent would rewrite every table). The full
+	// sync places them right after.
+	if !a.pods.Synced() {
+		return nil
+	}
 	p.syncMu.Lock()
 	defer p.syncMu.Unlock()
 	in, err := a.policyInput()
