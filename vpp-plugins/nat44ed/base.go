@@ -193,10 +193,7 @@ func (d *Driver) role(ctx context.Context, idx uint32, inside, add bool) error {
 	if !add && (isRetval(err, api.NO_SUCH_ENTRY) || isRetval(err, api.INVALID_SW_IF_INDEX)) {
 		return nil
 	}
-	verb := "removing"
-	if add {
-		verb = "setting"
-	}
+	verb := verbOf(add, "setting")
 	if err != nil {
 		return fmt.Errorf("%s NAT44-ED role %s on sw_if_index %d: %w", verb, name, idx, err)
 	}
@@ -243,13 +240,19 @@ func (d *Driver) twiceNATAddress(ctx context.Context, a netip.Addr, add bool) er
 	if !add && isRetval(err, api.NO_SUCH_ENTRY) {
 		return nil
 	}
-	verb := "removing"
-	if add {
-		verb = "adding"
-	}
+	verb := verbOf(add, "adding")
 	if err != nil {
 		return fmt.Errorf("%s twice-NAT address %s: %w", verb, a, err)
 	}
 	d.log.Info(verb+" twice-NAT address", zap.Stringer("address", a))
 	return nil
+}
+
+// verbOf names a write for logs and errors: added (in the caller's word)
+// or removing.
+func verbOf(add bool, adding string) string {
+	if add {
+		return adding
+	}
+	return "removing"
 }

@@ -92,10 +92,7 @@ func (d *Driver) identity(ctx context.Context, i Identity, add bool) error {
 	if !add && isRetval(err, api.NO_SUCH_ENTRY) {
 		return nil
 	}
-	verb := "removing"
-	if add {
-		verb = "adding"
-	}
+	verb := verbOf(add, "adding")
 	if err != nil {
 		return fmt.Errorf("%s identity mapping %s protocol %d: %w", verb, i.Addr, i.Protocol, err)
 	}
