@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,9 @@ type policyEngine struct {
 	conn   uint64            // the VPP connection the ACLs were last synced on
 	last   policy.Placement  // what VPP holds
 	owners map[uint32]string // pod of each bound interface, for trace
+	// viaServices: some local pod's egress is isolated, so its table opens
+	// service frontends and must follow endpoint changes.
+	viaServices atomic.Bool
 }
 
 // attachment is a pod being plumbed: its addresses and VPP interfaces.
@@ -70,6 +74,15 @@ func (p *policyEngine) poke() {
 	select {
 	case p.changed <- struct{}{}:
 	default:
+	}
+}
+
+// serviceChanged re-places after a service change only when a table
+// depends on services: without egress isolation no table names a VIP, and
+// an endpoint change must not cost a compile of every policy.
+func (p *policyEngine) serviceChanged() {
+	if p.viaServices.Load() {
+		p.poke()
 	}
 }
 
@@ -122,6 +135,11 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 		a.reportProblem("policy", "InvalidNetworkPolicy", "networkpolicy "+pr.Policy, pr.Error())
 	}
 	a.reportSCTPPorts(out)
+	egress := false
+	for _, lp := range local {
+		egress = egress || out.Pods[lp.Pod].Egress.Isolated
+	}
+	p.viaServices.Store(egress)
 	owners := map[uint32]string{}
 	for _, lp := range local {
 		for _, i := range lp.SwIfIndexes {
@@ -244,17 +262,7 @@ func (a *Agent) localPods() []policy.LocalPod {
 // from the pod's node): the node's own addresses and its pod gateways,
 // which are also the source of hairpinned and masqueraded connections.
 func (a *Agent) nodeAddresses(self *corev1.Node) []netip.Addr {
-	var out []netip.Addr
-	for _, na := range self.Status.Addresses {
-		if ip, err := netip.ParseAddr(na.Address); err == nil && !slices.Contains(out, ip) {
-			out = append(out, ip)
-		}
-	}
-	for _, c := range self.Spec.PodCIDRs {
-		if p, err := netip.ParsePrefix(c); err == nil {
-			out = append(out, p.Masked().Addr().Next())
-		}
-	}
+	out := append(nodeIPs(self), podGateways(self)...)
 	slices.SortFunc(out, netip.Addr.Compare)
 	return slices.Compact(out)
 }
@@ -295,15 +303,7 @@ func (a *Agent) Policies(context.Context) ([]ctl.PodPolicy, error) {
 		}
 		out = append(out, pp)
 	}
-	slices.SortFunc(out, func(x, y ctl.PodPolicy) int {
-		if x.Pod < y.Pod {
-			return -1
-		}
-		if x.Pod > y.Pod {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(x, y ctl.PodPolicy) int { return strings.Compare(x.Pod, y.Pod) })
 	return out, nil
 }
 

@@ -50,3 +50,18 @@ func TestWithAttaching(t *testing.T) {
 		t.Error("a pod still being plumbed left the attaching set")
 	}
 }
+
+// A service change re-places policy only while some local pod's egress is
+// isolated (its table opens VIPs); otherwise no table depends on services.
+func TestServiceChangedPokesOnlyWithEgressIsolation(t *testing.T) {
+	p := &policyEngine{changed: make(chan struct{}, 1)}
+	p.serviceChanged()
+	if len(p.changed) != 0 {
+		t.Error("a service change re-placed policy although no table names a VIP")
+	}
+	p.viaServices.Store(true)
+	p.serviceChanged()
+	if len(p.changed) != 1 {
+		t.Error("a service change did not re-place an egress-isolated pod's table")
+	}
+}

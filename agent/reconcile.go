@@ -133,7 +133,7 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			err := a.svc.apply(ctx, a)
 			if err == nil {
 				// Egress tables open the VIPs whose backends they allow.
-				a.policy.poke()
+				a.policy.serviceChanged()
 				continue
 			}
 			if !errors.Is(err, errNeedFullSync) {

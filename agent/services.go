@@ -116,23 +116,11 @@ func (s *serviceProxy) setSlice(o any) {
 // addresses inside the configured CIDRs (all of them without any).
 func nodePortAddresses(self *corev1.Node, cidrs []netip.Prefix) []netip.Addr {
 	var out []netip.Addr
-	if self == nil {
-		return nil
+	for _, a := range nodeIPs(self) {
+		if a.Is4() && (len(cidrs) == 0 || slices.ContainsFunc(cidrs, func(p netip.Prefix) bool { return p.Contains(a) })) {
+			out = append(out, a)
+		}
 	}
-	for _, na := range self.Status.Addresses {
-		if na.Type != corev1.NodeInternalIP && na.Type != corev1.NodeExternalIP {
-			continue
-		}
-		a, err := netip.ParseAddr(na.Address)
-		if err != nil || !a.Is4() || slices.Contains(out, a) {
-			continue
-		}
-		if len(cidrs) > 0 && !slices.ContainsFunc(cidrs, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			continue
-		}
-		out = append(out, a)
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
 	return out
 }
 
@@ -157,12 +145,10 @@ func (a *Agent) natBase(self *corev1.Node, uplink uint32) nat44ed.Base {
 			base.Identities = append(base.Identities, podIdentities(p.IPs)...)
 		}
 	}
-	if self != nil {
-		for _, c := range self.Spec.PodCIDRs {
-			if p, err := netip.ParsePrefix(c); err == nil && p.Addr().Is4() {
-				base.TwiceNATAddresses = []netip.Addr{p.Masked().Addr().Next()}
-				break
-			}
+	for _, gw := range podGateways(self) {
+		if gw.Is4() {
+			base.TwiceNATAddresses = []netip.Addr{gw}
+			break
 		}
 	}
 	return base

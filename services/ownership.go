@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/kube-vpp/kube-vpp/services/healthcheck"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
@@ -115,7 +116,7 @@ func (p *Proxy) healthChecks() (map[uint16]healthcheck.Service, bool) {
 		if o, ok := owner[hc.Port]; ok && o < k {
 			continue
 		}
-		ns, name, _ := cutKey(k)
+		ns, name, _ := strings.Cut(k, "/")
 		want[hc.Port] = healthcheck.Service{Namespace: ns, Name: name, LocalEndpoints: hc.LocalEndpoints}
 		owner[hc.Port] = k
 	}
@@ -127,15 +128,6 @@ func (p *Proxy) healthChecks() (map[uint16]healthcheck.Service, bool) {
 	}
 	p.hcOwner = owner
 	return want, changed
-}
-
-func cutKey(k string) (namespace, name string, ok bool) {
-	for i := 0; i < len(k); i++ {
-		if k[i] == '/' {
-			return k[:i], k[i+1:], true
-		}
-	}
-	return "", k, false
 }
 
 func sameHealthCheck(a, b *HealthCheck) bool {
