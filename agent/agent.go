@@ -154,11 +154,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Standalone: the folder's pods are plumbed as kubelet would.
 		watched = append(watched, src.Informers.Core().V1().Pods().Informer())
 	}
-	if a.cfg.BGP.Enabled {
-		// Service IPs are advertised: their changes matter too.
-		watched = append(watched, src.Informers.Core().V1().Services().Informer(),
-			src.Informers.Discovery().V1().EndpointSlices().Informer())
-	}
 	// The first sync waits for every handler to have seen the caches'
 	// initial objects (HasSynced), not only for the caches to fill:
 	// a service proxy resync that ran before its handlers had delivered
@@ -178,6 +173,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		regs = append(regs, svcRegs...)
 		defer a.svc.close()
+	}
+	if a.cfg.BGP.Enabled {
+		bgpRegs, err := a.routing.watch(src)
+		if err != nil {
+			return err
+		}
+		regs = append(regs, bgpRegs...)
 	}
 	polRegs, err := a.policy.watch(src)
 	if err != nil {

@@ -168,6 +168,18 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 				}
 			}
 			continue
+		case <-a.routing.adsChanged:
+			// A Service or EndpointSlice change that can move an
+			// announcement: BGP only, VPP is not involved.
+			if err := a.routing.readvertise(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				a.log.Warn("updating BGP advertisements failed; a full sync follows", zap.Error(err), zap.Duration("retry_in", backoff))
+				retry.Reset(backoff)
+				backoff = min(backoff*2, retryMax)
+			}
+			continue
 		case <-tick.C:
 			if !a.routing.checkConverged(ctx) {
 				continue

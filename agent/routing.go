@@ -12,7 +12,10 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/cache"
 
+	"github.com/kube-vpp/kube-vpp/agent/source"
 	"github.com/kube-vpp/kube-vpp/bgp"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 )
@@ -37,6 +40,10 @@ type routing struct {
 	lastNew time.Time
 	changed chan struct{}
 
+	// adsChanged signals a Service or EndpointSlice change that can move
+	// an announcement; other service changes never reach BGP.
+	adsChanged chan struct{}
+
 	// converged is set once the peers had time to send us their routes
 	// after a start: only then may a full sync remove learned routes that
 	// a previous agent installed (graceful restart keeps them meanwhile).
@@ -51,6 +58,66 @@ func newRouting(a *Agent) *routing {
 		learned: map[netip.Prefix]bgp.LearnedRoute{},
 		pending: map[netip.Prefix]bool{},
 		changed: make(chan struct{}, 1),
+
+		adsChanged: make(chan struct{}, 1),
+	}
+}
+
+// watch follows the Services and EndpointSlices that can change this
+// node's announcements: those with LB ingress IPs or externalIPs, and the
+// endpoints of such Services under externalTrafficPolicy Local. At 10,000
+// services most changes are endpoint churn of ClusterIPs: they cost BGP
+// nothing.
+func (r *routing) watch(src *source.Source) ([]cache.InformerSynced, error) {
+	svcs := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { r.serviceChanged(o, nil) },
+		UpdateFunc: func(old, o any) { r.serviceChanged(old, o) },
+		DeleteFunc: func(o any) { r.serviceChanged(deleted(o), nil) },
+	}
+	lister := src.Services()
+	slice := func(o any) {
+		es, ok := o.(*discoveryv1.EndpointSlice)
+		if !ok {
+			return
+		}
+		svc, err := lister.Services(es.Namespace).Get(es.Labels[discoveryv1.LabelServiceName])
+		// A slice whose Service is not known yet: the Service's own add
+		// recomputes with the slices then cached.
+		if err == nil && bgp.AdvertisementsFollowEndpoints(svc) {
+			r.pokeAds()
+		}
+	}
+	eps := cache.ResourceEventHandlerFuncs{
+		AddFunc:    slice,
+		UpdateFunc: func(_, o any) { slice(o) },
+		DeleteFunc: func(o any) { slice(deleted(o)) },
+	}
+	sr, err := src.Informers.Core().V1().Services().Informer().AddEventHandler(svcs)
+	if err != nil {
+		return nil, fmt.Errorf("watching services for BGP: %w", err)
+	}
+	er, err := src.Informers.Discovery().V1().EndpointSlices().Informer().AddEventHandler(eps)
+	if err != nil {
+		return nil, fmt.Errorf("watching endpointslices for BGP: %w", err)
+	}
+	return []cache.InformerSynced{sr.HasSynced, er.HasSynced}, nil
+}
+
+// serviceChanged pokes the advertisement pass when the Service before or
+// after the change announces anything.
+func (r *routing) serviceChanged(old, cur any) {
+	for _, o := range []any{old, cur} {
+		if svc, ok := o.(*corev1.Service); ok && bgp.ServiceAdvertises(svc) {
+			r.pokeAds()
+			return
+		}
+	}
+}
+
+func (r *routing) pokeAds() {
+	select {
+	case r.adsChanged <- struct{}{}:
+	default:
 	}
 }
 
@@ -98,15 +165,8 @@ func (r *routing) sync(ctx context.Context, self *corev1.Node, nodes []*corev1.N
 	if err := sp.SyncPeers(ctx, peers); err != nil {
 		errs = append(errs, fmt.Errorf("BGP peers: %w", err))
 	}
-	ads, problems, err := r.advertisements(self)
-	if err != nil {
-		return err
-	}
-	for _, p := range problems {
-		r.a.reportProblem("bgp", "BGPNotAdvertised", p.Object, p.Error())
-	}
-	if err := sp.SetAdvertisements(ctx, ads); err != nil {
-		errs = append(errs, fmt.Errorf("BGP advertisements: %w", err))
+	if err := r.advertise(ctx, self); err != nil {
+		errs = append(errs, err)
 	}
 	if r.converged {
 		errs = append(errs, r.fib.Sync(ctx, ip.Desired{Routes: r.learnedRoutes(nodeRoutes, uplink, nil)}))
@@ -144,6 +204,35 @@ func (r *routing) ensureSpeaker(ctx context.Context, self *corev1.Node) error {
 	r.identity, r.started = id, time.Now()
 	r.converged = !cfg.GracefulRestart.Enabled
 	r.log.Info("BGP speaker started", zap.Uint32("asn", asn), zap.Stringer("router_id", routerID))
+	return nil
+}
+
+// readvertise is the pass after a Service or EndpointSlice change: it
+// recomputes the announcements only, without touching VPP. Before the
+// speaker runs, the full sync that starts it announces.
+func (r *routing) readvertise(ctx context.Context) error {
+	if !r.a.cfg.BGP.Enabled || r.speaker.Load() == nil {
+		return nil
+	}
+	self, err := r.a.src.Nodes().Get(r.a.cfg.Node.Name)
+	if err != nil {
+		return fmt.Errorf("BGP: node %s: %w", r.a.cfg.Node.Name, err)
+	}
+	return r.advertise(ctx, self)
+}
+
+// advertise hands the speaker what this node announces now.
+func (r *routing) advertise(ctx context.Context, self *corev1.Node) error {
+	ads, problems, err := r.advertisements(self)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		r.a.reportProblem("bgp", "BGPNotAdvertised", p.Object, p.Error())
+	}
+	if err := r.speaker.Load().SetAdvertisements(ctx, ads); err != nil {
+		return fmt.Errorf("BGP advertisements: %w", err)
+	}
 	return nil
 }
 

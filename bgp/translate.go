@@ -239,6 +239,24 @@ func (a *advertiser) service(in AdvertiseInput, svc *corev1.Service, ready [2]bo
 	}
 }
 
+// ServiceAdvertises reports whether svc can give advertisements: it has
+// load-balancer ingress IPs or externalIPs. Changes to other Services
+// cannot change what a node announces.
+func ServiceAdvertises(svc *corev1.Service) bool {
+	if svc == nil || svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return false
+	}
+	return len(svc.Spec.ExternalIPs) > 0 ||
+		svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0
+}
+
+// AdvertisementsFollowEndpoints reports whether what a node announces for
+// svc depends on its endpoints: only under externalTrafficPolicy Local,
+// where a node announces the IPs while it has a ready local endpoint.
+func AdvertisementsFollowEndpoints(svc *corev1.Service) bool {
+	return ServiceAdvertises(svc) && externalPolicyLocal(svc)
+}
+
 // externalPolicyLocal reports whether traffic from outside must stay on
 // the node it arrives at, as kube-proxy decides it (ExternalPolicyLocal in
 // k8s.io/kubernetes pkg/apis/core/v1/helper): the Service must be

@@ -617,3 +617,37 @@ func TestMeshPeers(t *testing.T) {
 		})
 	}
 }
+
+// Only Services with LB ingress IPs or externalIPs can change what a node
+// announces, and only under externalTrafficPolicy Local do their endpoints
+// matter: the agent skips the advertisement pass for every other change.
+func TestServiceAdvertises(t *testing.T) {
+	tests := []struct {
+		name             string
+		svc              *corev1.Service
+		advertises       bool
+		followsEndpoints bool
+	}{
+		{"nil", nil, false, false},
+		{"plain ClusterIP", testService("ns", "a", corev1.ServiceTypeClusterIP), false, false},
+		{"NodePort without IPs", testService("ns", "a", corev1.ServiceTypeNodePort, etpLocal), false, false},
+		{"LoadBalancer not yet given an IP", testService("ns", "a", corev1.ServiceTypeLoadBalancer, etpLocal), false, false},
+		{"LoadBalancer with an IP", testService("ns", "a", corev1.ServiceTypeLoadBalancer, ingress("203.0.113.1")), true, false},
+		{"LoadBalancer with an IP, ETP Local", testService("ns", "a", corev1.ServiceTypeLoadBalancer, ingress("203.0.113.1"), etpLocal), true, true},
+		{"ingress left over on a ClusterIP", testService("ns", "a", corev1.ServiceTypeClusterIP, ingress("203.0.113.1")), false, false},
+		{"ClusterIP with externalIPs", testService("ns", "a", corev1.ServiceTypeClusterIP, externalIPs("203.0.113.2")), true, false},
+		{"ClusterIP with externalIPs, ETP Local", testService("ns", "a", corev1.ServiceTypeClusterIP, externalIPs("203.0.113.2"), etpLocal), true, true},
+		{"headless with externalIPs", testService("ns", "a", corev1.ServiceTypeClusterIP, externalIPs("203.0.113.2"), headless), false, false},
+		{"ExternalName with externalIPs", testService("ns", "a", corev1.ServiceTypeExternalName, externalIPs("203.0.113.2")), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ServiceAdvertises(tt.svc); got != tt.advertises {
+				t.Errorf("ServiceAdvertises = %v, want %v", got, tt.advertises)
+			}
+			if got := AdvertisementsFollowEndpoints(tt.svc); got != tt.followsEndpoints {
+				t.Errorf("AdvertisementsFollowEndpoints = %v, want %v", got, tt.followsEndpoints)
+			}
+		})
+	}
+}
