@@ -17,6 +17,7 @@ import (
 	"github.com/kube-vpp/kube-vpp/agent/source"
 	"github.com/kube-vpp/kube-vpp/policy"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
 )
 
 // policyEngine enforces NetworkPolicies with VPP ACLs: it compiles the
@@ -41,6 +42,8 @@ type policyEngine struct {
 	// viaServices: some local pod's egress is isolated, so its table opens
 	// service frontends and must follow endpoint changes.
 	viaServices atomic.Bool
+	// firewalls is the generation of the service firewalls last placed.
+	firewalls atomic.Uint64
 }
 
 // attachment is a pod being plumbed: its addresses and VPP interfaces.
@@ -78,10 +81,11 @@ func (p *policyEngine) poke() {
 }
 
 // serviceChanged re-places after a service change only when a table
-// depends on services: without egress isolation no table names a VIP, and
-// an endpoint change must not cost a compile of every policy.
-func (p *policyEngine) serviceChanged() {
-	if p.viaServices.Load() {
+// depends on services: an egress table names VIPs, or the services'
+// source-range firewalls (generation fwGen) are not the ones placed. An
+// endpoint change must not cost a compile of every policy.
+func (p *policyEngine) serviceChanged(fwGen uint64) {
+	if p.viaServices.Load() || p.firewalls.Load() != fwGen {
 		p.poke()
 	}
 }
@@ -146,11 +150,18 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 			owners[i] = lp.Pod
 		}
 	}
+	fwGen, firewalls := a.serviceFirewalls()
+	var uplinks []uint32
+	if up := a.state.uplinkIndex(); up != ip.NoInterface {
+		uplinks = []uint32{up}
+	}
 	place := policy.Place(policy.PlaceInput{
 		Rules:         out.Pods,
 		Local:         local,
 		NodeAddresses: a.nodeAddresses(self),
 		Frontends:     a.serviceFrontends(),
+		Firewalls:     firewalls,
+		Uplinks:       uplinks,
 	})
 
 	conn := a.connection()
@@ -161,17 +172,20 @@ func (p *policyEngine) sync(ctx context.Context, a *Agent, self *corev1.Node) er
 			return fmt.Errorf("ACLs: %w", err)
 		}
 		p.conn, p.last, p.owners = conn, place, owners
+		p.firewalls.Store(fwGen)
 		return nil
 	}
 	acls, bindings := acl.Diff(p.last.Desired, place.Desired)
 	if len(acls) == 0 && len(bindings) == 0 {
 		p.last, p.owners = place, owners
+		p.firewalls.Store(fwGen)
 		return nil
 	}
 	if err := p.acl.Update(ctx, acls, bindings); err != nil {
 		return fmt.Errorf("ACLs: %w", err)
 	}
 	p.last, p.owners = place, owners
+	p.firewalls.Store(fwGen)
 	p.log.Debug("policy tables updated", zap.Int("acls", len(acls)), zap.Int("bindings", len(bindings)))
 	return nil
 }
@@ -283,6 +297,28 @@ func (a *Agent) serviceFrontends() []policy.Frontend {
 		}
 	}
 	return out
+}
+
+// serviceFirewalls are the programmed load-balancer frontends restricted
+// to source ranges, and their generation.
+func (a *Agent) serviceFirewalls() (uint64, []policy.Firewall) {
+	if a.svc == nil {
+		return 0, nil
+	}
+	gen, fws := a.svc.proxy.Firewalls()
+	out := make([]policy.Firewall, len(fws))
+	for i, f := range fws {
+		out[i] = policy.Firewall{Addr: f.Address, Protocol: uint8(f.Protocol), Service: f.Service, Sources: f.Sources}
+	}
+	return gen, out
+}
+
+// firewallGeneration is the service firewalls' generation alone.
+func (a *Agent) firewallGeneration() uint64 {
+	if a.svc == nil {
+		return 0
+	}
+	return a.svc.proxy.FirewallGeneration()
 }
 
 // Policies implements ctl.Backend: this node's pods with their tables.

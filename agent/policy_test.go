@@ -52,16 +52,29 @@ func TestWithAttaching(t *testing.T) {
 }
 
 // A service change re-places policy only while some local pod's egress is
-// isolated (its table opens VIPs); otherwise no table depends on services.
-func TestServiceChangedPokesOnlyWithEgressIsolation(t *testing.T) {
+// isolated (its table opens VIPs) or the source-range firewalls are not the
+// ones placed; otherwise no table depends on services.
+func TestServiceChangedPokesOnlyWhenATableDependsOnIt(t *testing.T) {
 	p := &policyEngine{changed: make(chan struct{}, 1)}
-	p.serviceChanged()
-	if len(p.changed) != 0 {
-		t.Error("a service change re-placed policy although no table names a VIP")
+	p.firewalls.Store(3)
+	steps := []struct {
+		name        string
+		viaServices bool
+		fwGen       uint64
+		poke        bool
+	}{
+		{"no egress isolation, firewalls as placed", false, 3, false},
+		{"firewalls changed", false, 4, true},
+		{"egress isolation", true, 3, true},
 	}
-	p.viaServices.Store(true)
-	p.serviceChanged()
-	if len(p.changed) != 1 {
-		t.Error("a service change did not re-place an egress-isolated pod's table")
+	for _, s := range steps {
+		for len(p.changed) > 0 {
+			<-p.changed
+		}
+		p.viaServices.Store(s.viaServices)
+		p.serviceChanged(s.fwGen)
+		if got := len(p.changed) == 1; got != s.poke {
+			t.Errorf("%s: re-placed %v, want %v", s.name, got, s.poke)
+		}
 	}
 }

@@ -132,8 +132,9 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			}
 			err := a.svc.apply(ctx, a)
 			if err == nil {
-				// Egress tables open the VIPs whose backends they allow.
-				a.policy.serviceChanged()
+				// Egress tables open the VIPs whose backends they allow,
+				// and the firewall follows the source ranges.
+				a.policy.serviceChanged(a.firewallGeneration())
 				continue
 			}
 			if !errors.Is(err, errNeedFullSync) {

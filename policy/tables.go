@@ -91,6 +91,8 @@ type PlaceInput struct {
 	Local         []LocalPod          // this node's pods and their VPP interfaces
 	NodeAddresses []netip.Addr        // always allowed as ingress sources
 	Frontends     []Frontend          // every service frontend with its backends
+	Firewalls     []Firewall          // source-restricted load-balancer frontends
+	Uplinks       []uint32            // where clients outside the cluster come in
 }
 
 // RuleOrigin says where one ACL rule comes from: a policy's rule (Policy,
@@ -138,10 +140,22 @@ func Place(in PlaceInput) Placement {
 		built:     map[tableKey]*table{},
 		merged:    map[mergeKey]struct{}{},
 		bound:     map[uint32]acl.Binding{},
+		firewall:  buildFirewall(in.Firewalls),
+	}
+	if p.firewall.deny != nil {
+		p.built[tableKey{dir: firewallDir}] = p.firewall.deny
+		p.built[tableKey{dir: firewallDir, open: true}] = p.firewall.open
 	}
 	out := Placement{Tables: make(map[string]PodTables, len(in.Local))}
 	for _, lp := range mergeLocal(in.Local) {
 		out.Tables[lp.Pod] = p.placePod(lp)
+	}
+	for _, sw := range in.Uplinks {
+		if _, taken := p.bound[sw]; !taken {
+			if list := p.firewall.input(""); list != nil {
+				p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: list}
+			}
+		}
 	}
 	out.Desired, out.Origins = p.result()
 	return out
@@ -255,8 +269,9 @@ type placer struct {
 	// built are the tables by direction and allow-list hash.
 	built map[tableKey]*table
 	// merged are the allow lists whose origins a table has taken in.
-	merged map[mergeKey]struct{}
-	bound  map[uint32]acl.Binding
+	merged   map[mergeKey]struct{}
+	bound    map[uint32]acl.Binding
+	firewall firewallTables
 }
 
 // allowID is an allow list's identity: its backing array and length.
@@ -294,7 +309,15 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 			ifaces = append(ifaces, sw)
 		}
 	}
-	if !ok || len(ifaces) == 0 || (!pr.Ingress.Isolated && !pr.Egress.Isolated) {
+	if len(ifaces) == 0 {
+		return pt
+	}
+	if !ok || (!pr.Ingress.Isolated && !pr.Egress.Isolated) {
+		if list := p.firewall.input(""); list != nil {
+			for _, sw := range ifaces {
+				p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: list}
+			}
+		}
 		return pt
 	}
 	in, eg := p.direction(Ingress, pr.Ingress), p.direction(Egress, pr.Egress)
@@ -302,7 +325,7 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 	for _, sw := range ifaces {
 		// Egress is checked where the pod's packets enter VPP, ingress
 		// where packets leave VPP toward the pod.
-		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: []string{eg.tag}, Output: []string{in.tag}}
+		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: p.firewall.input(eg.tag), Output: []string{in.tag}}
 	}
 	return pt
 }

@@ -19,6 +19,8 @@ const (
 	// address is not, so its packets are simply not forwarded to a pod.
 	resultRejected = "rejected (ICMP unreachable)"
 	resultDropped  = "dropped"
+	// A firewall that cannot be read fails closed.
+	noteNoSourceRange = "no usable loadBalancerSourceRange: " + resultRejected
 )
 
 // vip is a service address every service port is served on.
@@ -142,6 +144,14 @@ func (t *translation) frontend(kind FrontendKind, addr netip.Addr, field string,
 		c.Note = noBackendsNote(kind, local, sets.anywhere)
 		t.candidates = append(t.candidates, c)
 		return
+	}
+	if kind == LoadBalancer {
+		if t.ranges.unusable {
+			c.Note = noteNoSourceRange
+			t.candidates = append(t.candidates, c)
+			return
+		}
+		c.SourceRanges = t.ranges.v4
 	}
 
 	m := nat44ed.Mapping{External: c.Address, Protocol: sp.proto, Locals: make([]nat44ed.Local, len(backends))}

@@ -84,6 +84,7 @@ func (p *Proxy) own(out Output) []netip.Addr {
 		}
 		p.rejects[a][out.Service] = true
 	}
+	p.setFirewalls(out)
 	if out.HealthCheck != nil {
 		p.health[out.Service] = *out.HealthCheck
 	} else {

@@ -80,6 +80,10 @@ type Proxy struct {
 	// hcRetry: the last health-check Sync failed.
 	hcRetry bool
 	synced  bool
+	// firewalls are the source-restricted frontends per applied service;
+	// fwGen counts their changes.
+	firewalls map[string][]Firewall
+	fwGen     uint64
 }
 
 // NewProxy returns a proxy programming through nat, routes and health.
@@ -98,6 +102,7 @@ func NewProxy(nat NAT, routes Routes, health HealthChecks, log *zap.Logger) *Pro
 		rejects:    map[netip.Addr]map[string]bool{},
 		reroute:    map[netip.Addr]bool{},
 		hcOwner:    map[uint16]string{},
+		firewalls:  map[string][]Firewall{},
 	}
 }
 
@@ -336,6 +341,8 @@ func (p *Proxy) Resync(ctx context.Context) ([]ServiceProblem, error) {
 	clear(p.health)
 	clear(p.rejects)
 	clear(p.reroute)
+	clear(p.firewalls)
+	p.fwGen++
 	p.hcRetry = false
 	outs := make([]Output, len(keys))
 	for i, k := range keys {

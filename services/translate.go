@@ -69,6 +69,9 @@ type Frontend struct {
 	Backends []netip.AddrPort `json:"backends,omitempty"`
 	// Note says why there is no mapping.
 	Note string `json:"note,omitempty"`
+	// SourceRanges are the only clients a LoadBalancer frontend admits
+	// (spec.loadBalancerSourceRanges of its family); empty admits all.
+	SourceRanges []netip.Prefix `json:"sourceRanges,omitempty"`
 }
 
 // HealthCheck is the healthCheckNodePort of an externalTrafficPolicy Local
@@ -107,6 +110,7 @@ const (
 	ReasonInvalidIP            = "InvalidIP"
 	ReasonInvalidPort          = "InvalidPort"
 	ReasonInvalidAffinity      = "InvalidSessionAffinity"
+	ReasonInvalidSourceRange   = "InvalidLoadBalancerSourceRange"
 	// ReasonFrontendConflict: two frontends of the service share an
 	// address, port and protocol but want different mappings; VPP holds one
 	// mapping per key, so the first (in Frontends order) wins.
@@ -203,6 +207,7 @@ type translation struct {
 	// frontends that collide on one key are settled.
 	candidates []candidate
 	affinity   uint32 // ClientIP timeout, 0 without session affinity
+	ranges     sourceRanges
 }
 
 func (t *translation) problem(field, reason string, err error) {
@@ -212,6 +217,7 @@ func (t *translation) problem(field, reason string, err error) {
 func (t *translation) translate(in []*discoveryv1.EndpointSlice) {
 	vips := t.serviceAddresses()
 	t.affinity = t.affinityTimeout()
+	t.ranges = t.sourceRanges()
 	eps := readSlices(t.svc, t.cfg.Node, in, t.problem)
 
 	for i := range t.svc.Spec.Ports {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +18,9 @@ func printServices(w io.Writer, list []services.Status) {
 	for _, s := range list {
 		for _, f := range s.Frontends {
 			back := strings.Join(addrPorts(f), ",")
+			if len(f.SourceRanges) > 0 && len(f.Backends) > 0 {
+				back += " (from " + prefixes(f.SourceRanges) + " only)"
+			}
 			if f.Note != "" {
 				if back != "" {
 					back += " "
@@ -33,6 +37,14 @@ func printServices(w io.Writer, list []services.Status) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+func prefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
 }
 
 // mappingOf describes the VPP mapping serving a frontend: static or

@@ -112,6 +112,22 @@ status:
   loadBalancer:
     ingress: [{ip: 198.18.0.10}]
 ---
+# lbfw: LoadBalancer admitting only 198.51.100.0/25 and the client pod.
+apiVersion: v1
+kind: Service
+metadata: {name: lbfw, namespace: default}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.23
+  clusterIPs: [10.96.0.23]
+  externalTrafficPolicy: Cluster
+  loadBalancerSourceRanges: [198.51.100.0/25, 10.244.0.10/32]
+  ports:
+  - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30083}
+status:
+  loadBalancer:
+    ingress: [{ip: 198.18.0.11}]
+---
 # ext: one external IP inside the allowed 192.0.2.0/24, one outside it.
 apiVersion: v1
 kind: Service
@@ -280,6 +296,7 @@ func otherSlices() string {
 	return slice("dns", "dns-1", "[{name: dns, protocol: UDP, port: 5353}, {name: dns-tcp, protocol: TCP, port: 5353}]", ep("10.244.0.11", "node-a")) +
 		slice("np", "np-1", port8080, ep("10.244.0.11", "node-a"), ep("10.244.1.11", "node-b")) +
 		slice("lb", "lb-1", port8080, ep("10.244.0.11", "node-a")) +
+		slice("lbfw", "lbfw-1", port8080, ep("10.244.0.11", "node-a")) +
 		slice("ext", "ext-1", port8080, ep("10.244.0.11", "node-a")) +
 		slice("sticky", "sticky-1", port8080, all...) +
 		slice("local", "local-1", port8080, ep("10.244.1.11", "node-b")) +

@@ -64,6 +64,16 @@ func snat(p ctl.TracePacket) string {
 	return ""
 }
 
+// denial is why an ACL denied p, "" when none did.
+func denial(p ctl.TracePacket) string {
+	for _, d := range p.Policy {
+		if d.Action == "deny" {
+			return d.Why
+		}
+	}
+	return ""
+}
+
 func hostOf(addrPort string) string {
 	h, _, _ := net.SplitHostPort(addrPort)
 	return h
@@ -245,6 +255,51 @@ func TestServices(t *testing.T) {
 			e := *e
 			e.t = t
 			e.forwardedTo(e.trace("198.51.100.7", "198.18.0.10:80", "tcp", 1)[0], map[string]string{"10.244.0.11:8080": webA})
+		})
+		t.Run("loadBalancerSourceRanges: only the ranges reach the LB IP", func(t *testing.T) {
+			e := *e
+			e.t = t
+			to := map[string]string{"10.244.0.11:8080": webA}
+			// Inside the ranges: an outside client and the client pod.
+			e.forwardedTo(e.trace("198.51.100.7", "198.18.0.11:80", "tcp", 1)[0], to)
+			e.forwardedTo(e.trace("default/client", "198.18.0.11:80", "tcp", 1)[0], to)
+			// Outside them: dropped before any translation, by the
+			// service's firewall, from outside and from a pod alike.
+			for _, from := range []string{"198.51.100.200", "default/web-a2"} {
+				p := e.trace(from, "198.18.0.11:80", "tcp", 1)[0]
+				if p.Verdict != "dropped" || dnat(p) != "" {
+					t.Errorf("%s: verdict %s, DNAT %q; want dropped untranslated", p, p.Verdict, dnat(p))
+				}
+				if why := denial(p); !strings.Contains(why, "loadBalancerSourceRanges of service default/lbfw") {
+					t.Errorf("%s: denied by %q, want the source ranges of default/lbfw", p, why)
+				}
+			}
+			// The ranges restrict the LB IP only: the cluster IP, the
+			// node port and other LB IPs stay open to everyone.
+			e.forwardedTo(e.trace("default/web-a2", "10.96.0.23:80", "tcp", 1)[0], to)
+			e.forwardedTo(e.trace("198.51.100.200", "192.168.10.11:30083", "tcp", 1)[0], to)
+			e.forwardedTo(e.trace("198.51.100.200", "198.18.0.10:80", "tcp", 1)[0], to)
+
+			// Ranges changed on the live agent: the new client is let in
+			// after one sync, and taking it out again shuts it out.
+			services := fmt.Sprintf(servicesYAML, hcPort, hcHere)
+			widened := strings.Replace(services, "[198.51.100.0/25, 10.244.0.10/32]", "[198.51.100.0/24, 10.244.0.10/32]", 1)
+			for _, step := range []struct {
+				yaml, verdict string
+			}{{widened, "forwarded"}, {services, "dropped"}} {
+				write(t, dir, "services.yaml", step.yaml)
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					p := e.trace("198.51.100.200", "198.18.0.11:80", "tcp", 1)[0]
+					if p.Verdict == step.verdict {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("after the ranges changed: %s, want %s", p, step.verdict)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
 		})
 		t.Run("external IPs: allowed served, outside the allowed CIDRs refused with an Event", func(t *testing.T) {
 			e := *e

@@ -1,0 +1,146 @@
+package policy
+
+import (
+	"maps"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
+)
+
+func firewallOf(addr string, p Protocol, svc string, sources ...string) Firewall {
+	f := Firewall{Addr: netip.MustParseAddrPort(addr), Protocol: uint8(p), Service: svc}
+	for _, s := range sources {
+		f.Sources = append(f.Sources, netip.MustParsePrefix(s))
+	}
+	return f
+}
+
+// showLists renders every binding's lists as rule text, ACL by ACL.
+func showLists(t *testing.T, got Placement) map[uint32][2][][]string {
+	t.Helper()
+	byTag := map[string]acl.ACL{}
+	for _, a := range got.Desired.ACLs {
+		byTag[a.Tag] = a
+	}
+	render := func(tags []string) [][]string {
+		var out [][]string
+		for _, tg := range tags {
+			a, ok := byTag[tg]
+			if !ok {
+				t.Errorf("binding names %q, not among the ACLs", tg)
+				continue
+			}
+			var rules []string
+			for i, r := range a.Rules {
+				rules = append(rules, showRule(r, got.Origins[tg][i]))
+			}
+			out = append(out, rules)
+		}
+		return out
+	}
+	out := map[uint32][2][][]string{}
+	for _, b := range got.Desired.Bindings {
+		out[b.SwIfIndex] = [2][][]string{render(b.Input), render(b.Output)}
+	}
+	return out
+}
+
+// A connection to a load-balancer IP:port from outside its source ranges
+// is denied on every input list where the VIP is still the destination:
+// the uplink's and every local pod's. The firewall denies only, so a pod's
+// egress table still decides what the ranges admit; lists with nothing
+// after it end in permit-all.
+func TestPlaceFirewall(t *testing.T) {
+	// 128.0.0.0/1 admitted: its complement is 0.0.0.0/1. Two quarters
+	// admitted: the other two are denied, in address order.
+	fws := []Firewall{
+		firewallOf("203.0.113.7:443", TCP, "shop/lb", "128.0.0.0/1"),
+		firewallOf("203.0.113.8:53", UDP, "dns/lb", "0.0.0.0/2", "128.0.0.0/2"),
+		firewallOf("203.0.113.9:80", TCP, "any/lb"), // no sources: nothing to deny
+	}
+	denies := []string{
+		"deny 0.0.0.0/1 203.0.113.7/32 6 any 443 <- firewall " + NoteSourceRanges + "shop/lb",
+		"deny 64.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall " + NoteSourceRanges + "dns/lb",
+		"deny 192.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall " + NoteSourceRanges + "dns/lb",
+	}
+	closed := append(slices.Clone(denies),
+		"permit 0.0.0.0/0 0.0.0.0/0 0 any any <- firewall "+NoteFirewallPass,
+		"permit ::/0 ::/0 0 any any <- firewall "+NoteFirewallPass)
+	egressTable := []string{
+		"permit+reflect 0.0.0.0/0 10.0.2.0/24 17 any 53 <- egress x/p#0",
+		ndEgress,
+	}
+	ingressTable := []string{
+		"permit+reflect 10.0.1.20/32 0.0.0.0/0 6 any 80 <- ingress x/p#0",
+		ndIngress,
+	}
+	in := PlaceInput{
+		Rules: map[string]PodRules{
+			"x/open":    podRules("x/open", Direction{}, Direction{}),
+			"x/egress":  podRules("x/egress", Direction{}, isolatedBy(allowRule("x/p", 0, UDP, 53, 53, "10.0.2.0/24")), "x/p"),
+			"x/ingress": podRules("x/ingress", isolatedBy(allowRule("x/p", 0, TCP, 80, 80, "10.0.1.20/32")), Direction{}, "x/p"),
+		},
+		Local: []LocalPod{
+			{Pod: "x/open", SwIfIndexes: []uint32{1}},
+			{Pod: "x/egress", SwIfIndexes: []uint32{2}},
+			{Pod: "x/ingress", SwIfIndexes: []uint32{3}},
+			{Pod: "x/unknown", SwIfIndexes: []uint32{4}}, // no compiled rules yet
+		},
+		Firewalls: fws,
+		Uplinks:   []uint32{9},
+	}
+	got := Place(in)
+	want := map[uint32][2][][]string{
+		1: {{closed}, nil},
+		2: {{denies, egressTable}, {openIngress}},
+		3: {{denies, openEgress}, {ingressTable}},
+		4: {{closed}, nil},
+		9: {{closed}, nil},
+	}
+	if lists := showLists(t, got); !reflect.DeepEqual(lists, want) {
+		for sw, w := range want {
+			if !reflect.DeepEqual(lists[sw], w) {
+				t.Errorf("interface %d:\n got  %q\n want %q", sw, lists[sw], w)
+			}
+		}
+		for sw := range lists {
+			if _, ok := want[sw]; !ok {
+				t.Errorf("interface %d bound, want no lists", sw)
+			}
+		}
+	}
+	// deny, closed, two egress and two ingress tables.
+	if len(got.Desired.ACLs) != 6 {
+		t.Errorf("%d ACLs, want 6", len(got.Desired.ACLs))
+	}
+	for _, a := range got.Desired.ACLs {
+		if !strings.HasPrefix(a.Tag, "kube-vpp:acl:") || len(a.Tag) > 64 {
+			t.Errorf("tag %q", a.Tag)
+		}
+	}
+	// The pods' own tables are what they were without a firewall.
+	plain := in
+	plain.Firewalls = nil
+	without := Place(plain)
+	if !reflect.DeepEqual(got.Tables, without.Tables) {
+		t.Errorf("Tables with a firewall %+v, without %+v", got.Tables, without.Tables)
+	}
+	if bound := slices.Sorted(maps.Keys(showLists(t, without))); !slices.Equal(bound, []uint32{2, 3}) {
+		t.Errorf("without firewalls, bound interfaces %v, want only the isolated pods' [2 3]", bound)
+	}
+
+	// Order of the input does not matter.
+	shuffled := in
+	shuffled.Firewalls = slices.Clone(fws)
+	rand.Shuffle(len(shuffled.Firewalls), func(i, j int) {
+		shuffled.Firewalls[i], shuffled.Firewalls[j] = shuffled.Firewalls[j], shuffled.Firewalls[i]
+	})
+	if again := Place(shuffled); !reflect.DeepEqual(again.Desired, got.Desired) {
+		t.Errorf("a shuffled firewall list placed differently")
+	}
+}
