@@ -84,6 +84,8 @@ echo "# backend/api has ClientIP affinity: 40 connections from one client, one b
 trace --from frontend/web-1 --to 10.96.20.10:80/tcp --count 40
 echo "# an outside client on the LoadBalancer IP (externalTrafficPolicy Cluster: source masqueraded to node-a):"
 trace --from 198.51.100.7 --to 203.0.113.10:80/tcp
+echo "# a client outside the Service's loadBalancerSourceRanges: dropped on the uplink, before NAT:"
+trace --from 192.0.2.99 --to 203.0.113.10:80/tcp
 echo "# NodePort with externalTrafficPolicy Local: node-a has api endpoints and the client keeps its address, so"
 echo "# backend/default-deny-ingress (no peer allows outside clients) drops it at the api pod's output ACL:"
 trace --from 198.51.100.7 --to 192.168.10.11:30080/tcp
