@@ -14,6 +14,8 @@ import (
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,8 +162,28 @@ func newNetns(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = removeNetns(path) })
+	t.Cleanup(func() { deleteNetns(path) })
 	return path
+}
+
+// deleteNetns removes a test namespace after deleting the veths in it.
+// Deleting a veth end removes its host end at once, while the kernel tears
+// a namespace down later: a later test whose container ID names the same
+// host end would otherwise find the old one still there.
+func deleteNetns(path string) {
+	if h, err := netns.GetFromPath(path); err == nil {
+		if nl, err := netlink.NewHandleAt(h); err == nil {
+			links, _ := nl.LinkList()
+			for _, l := range links {
+				if l.Type() == "veth" {
+					_ = nl.LinkDel(l)
+				}
+			}
+			nl.Close()
+		}
+		_ = h.Close()
+	}
+	_ = removeNetns(path)
 }
 
 // containerID is a test container ID shaped like a runtime's: 64 hex
