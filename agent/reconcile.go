@@ -115,6 +115,17 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	backoff := retryFirst
+	// failed logs a failure and schedules a full sync with backoff; it
+	// reports whether the loop is stopping instead (ctx is done).
+	failed := func(msg string, err error) (stopping bool) {
+		if ctx.Err() != nil {
+			return true
+		}
+		a.log.Warn(msg, zap.Error(err), zap.Duration("retry_in", backoff))
+		retry.Reset(backoff)
+		backoff = min(backoff*2, retryMax)
+		return false
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -138,12 +149,9 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 				continue
 			}
 			if !errors.Is(err, errNeedFullSync) {
-				if ctx.Err() != nil {
+				if failed("applying service changes failed, will retry", err) {
 					return nil
 				}
-				a.log.Warn("applying service changes failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
-				retry.Reset(backoff)
-				backoff = min(backoff*2, retryMax)
 				continue
 			}
 		case <-a.policy.changed:
@@ -152,13 +160,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			if !a.vpp.Connected() {
 				continue
 			}
-			if err := a.syncPolicy(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				a.log.Warn("applying policy changes failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
-				retry.Reset(backoff)
-				backoff = min(backoff*2, retryMax)
+			if err := a.syncPolicy(ctx); err != nil && failed("applying policy changes failed, will retry", err) {
+				return nil
 			}
 			continue
 		case <-a.routing.changed:
@@ -172,13 +175,8 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 		case <-a.routing.adsChanged:
 			// A Service or EndpointSlice change that can move an
 			// announcement: BGP only, VPP is not involved.
-			if err := a.routing.readvertise(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				a.log.Warn("updating BGP advertisements failed; a full sync follows", zap.Error(err), zap.Duration("retry_in", backoff))
-				retry.Reset(backoff)
-				backoff = min(backoff*2, retryMax)
+			if err := a.routing.readvertise(ctx); err != nil && failed("updating BGP advertisements failed; a full sync follows", err) {
+				return nil
 			}
 			continue
 		case <-tick.C:
@@ -196,12 +194,9 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			continue // the client signals Resync once it is back
 		}
 		if err := a.syncOnce(ctx); err != nil {
-			if ctx.Err() != nil {
+			if failed("sync failed, will retry", err) {
 				return nil
 			}
-			a.log.Warn("sync failed, will retry", zap.Error(err), zap.Duration("retry_in", backoff))
-			retry.Reset(backoff)
-			backoff = min(backoff*2, retryMax)
 			continue
 		}
 		backoff = retryFirst
