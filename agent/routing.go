@@ -88,8 +88,9 @@ func (r *routing) watch(src *source.Source) ([]cache.InformerSynced, error) {
 		}
 	}
 	eps := cache.ResourceEventHandlerFuncs{
-		AddFunc:    slice,
-		UpdateFunc: func(_, o any) { slice(o) },
+		AddFunc: slice,
+		// A relabelled slice leaves one Service for another.
+		UpdateFunc: func(old, o any) { slice(old); slice(o) },
 		DeleteFunc: func(o any) { slice(deleted(o)) },
 	}
 	sr, err := src.Informers.Core().V1().Services().Informer().AddEventHandler(svcs)

@@ -124,10 +124,11 @@ type PodTables struct {
 // Place turns the compiled rules of the node's pods into ACLs and interface
 // bindings (see the file comment for where and why). It is pure and
 // deterministic, and costs time in proportion to the local pods' rules plus
-// frontends times distinct egress tables. Pods without compiled rules or
-// without interfaces, and pods isolated in neither direction, are bound to
-// nothing. An interface listed by two pods is bound for the first by name
-// that needs lists.
+// frontends times distinct egress tables. Pods without interfaces are
+// bound to nothing; pods without compiled rules or isolated in neither
+// direction are bound to nothing but the service firewall (firewall.go),
+// which the uplinks get too when there is one. An interface listed by two
+// pods is bound for the first by name that needs lists.
 //
 // An ACL shared by pods of different policies names, per rule, the first
 // policy by name that gives it.
