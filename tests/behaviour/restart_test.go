@@ -84,6 +84,15 @@ func TestServicesThroughRestarts(t *testing.T) {
 		p, got := trace(c, "10.96.0.50:80")
 		return p.Verdict == "rejected", got
 	}
+	// default/client is inside lbfw's source ranges; 198.51.100.200 is not.
+	firewalled := func(c *ctl.Client) (bool, string) {
+		rep, err := c.Trace(context.Background(), ctl.TraceRequest{From: "198.51.100.200", To: "198.18.0.11:80", Protocol: "tcp"})
+		if err != nil {
+			return false, err.Error()
+		}
+		p := rep.Packets[0]
+		return p.Verdict == "dropped" && dnat(p) == "", p.String()
+	}
 
 	run := t.TempDir()
 	c, stop := startAgent(t, dir, run, vpp.Path)
@@ -102,6 +111,9 @@ func TestServicesThroughRestarts(t *testing.T) {
 	if ok, got := served(c); !ok {
 		t.Errorf("after an agent restart: %s", got)
 	}
+	if ok, got := firewalled(c); !ok {
+		t.Errorf("after an agent restart, a client outside lbfw's source ranges: %s, want dropped", got)
+	}
 
 	// Mappings come back before reject routes (one sync programs NAT
 	// first), so wait for both.
@@ -110,11 +122,13 @@ func TestServicesThroughRestarts(t *testing.T) {
 	for {
 		ok, got := served(c)
 		rej, gotRej := rejected(c)
-		if ok && rej {
+		fw, gotFw := firewalled(c)
+		if ok && rej && fw {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after a VPP restart: web service %s, want forwarded; no-endpoint service %s, want rejected (reject routes back)", got, gotRej)
+			t.Fatalf("after a VPP restart: web service %s, want forwarded; no-endpoint service %s, want rejected (reject routes back); "+
+				"client outside lbfw's source ranges %s, want dropped (firewall back)", got, gotRej, gotFw)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
