@@ -17,6 +17,15 @@
 // lists that have a table after it; a list with nothing after it (the
 // uplink, a pod no policy isolates) gets the variant ending in permit-all,
 // since a list that matches nothing denies.
+//
+// In front of a pod's tables the firewall is there even when it denies
+// nothing (an ACL without rules). VPP clears an interface's sessions when
+// the set of ACLs in its lists changes (acl_interface_set_inout_acl_list),
+// so a firewall that came and went would cut the established connections
+// of every isolated pod; a firewall that is always there changes content
+// only, and the ACL driver rewrites it in place. Lists without a table
+// after the firewall hold no sessions, so they get one only when it denies
+// something.
 
 package policy
 
@@ -47,8 +56,8 @@ const (
 // firewallDir names the firewall tables in tags and origins.
 const firewallDir = "firewall"
 
-// firewallTables are the deny-only table and its variant closed by
-// permit-all; both nil without firewalls.
+// firewallTables are the deny-only table, empty without firewalls, and
+// its variant closed by permit-all, nil without firewalls.
 type firewallTables struct {
 	deny, open *table
 }
@@ -76,8 +85,9 @@ func buildFirewall(fws []Firewall) firewallTables {
 				SrcPorts: acl.AnyPort, DstPorts: port}, o, -1)
 		}
 	}
+	deny.seal(firewallDir)
 	if len(deny.rules) == 0 {
-		return firewallTables{}
+		return firewallTables{deny: deny}
 	}
 	open := newTable(len(deny.rules) + 2)
 	for i, r := range deny.rules {
@@ -87,7 +97,6 @@ func buildFirewall(fws []Firewall) firewallTables {
 	for _, whole := range anyPrefixes() {
 		open.add(acl.Rule{Action: acl.Permit, Src: whole, Dst: whole, SrcPorts: acl.AnyPort, DstPorts: acl.AnyPort}, pass, -1)
 	}
-	deny.seal(firewallDir)
 	open.seal(firewallDir)
 	return firewallTables{deny: deny, open: open}
 }
@@ -96,14 +105,12 @@ func buildFirewall(fws []Firewall) firewallTables {
 // closed variant alone when there is no next.
 func (f firewallTables) input(next string) []string {
 	switch {
-	case f.deny == nil && next == "":
-		return nil
-	case f.deny == nil:
-		return []string{next}
-	case next == "":
+	case next != "":
+		f.deny.used = true
+		return []string{f.deny.tag, next}
+	case f.open != nil:
 		f.open.used = true
 		return []string{f.open.tag}
 	}
-	f.deny.used = true
-	return []string{f.deny.tag, next}
+	return nil
 }

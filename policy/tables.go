@@ -143,8 +143,8 @@ func Place(in PlaceInput) Placement {
 		bound:     map[uint32]acl.Binding{},
 		firewall:  buildFirewall(in.Firewalls),
 	}
-	if p.firewall.deny != nil {
-		p.built[tableKey{dir: firewallDir}] = p.firewall.deny
+	p.built[tableKey{dir: firewallDir}] = p.firewall.deny
+	if p.firewall.open != nil {
 		p.built[tableKey{dir: firewallDir, open: true}] = p.firewall.open
 	}
 	out := Placement{Tables: make(map[string]PodTables, len(in.Local))}

@@ -102,7 +102,21 @@ func showRule(r acl.Rule, o RuleOrigin) string {
 // direction; nil means no list.
 type bound struct{ input, output []string }
 
-var tagForm = regexp.MustCompile(`^kube-vpp:acl:(ingress|egress)-[0-9a-f]{32}$`)
+var tagForm = regexp.MustCompile(`^kube-vpp:acl:(ingress|egress|firewall)-[0-9a-f]{32}$`)
+
+// isFirewall reports whether tg is a service firewall table's tag.
+func isFirewall(tg string) bool { return strings.HasPrefix(tg, "kube-vpp:acl:firewall-") }
+
+// tableACLs counts the ACLs that are pods' tables, not the firewall.
+func tableACLs(d acl.Desired) int {
+	n := 0
+	for _, a := range d.ACLs {
+		if !isFirewall(a.Tag) {
+			n++
+		}
+	}
+	return n
+}
 
 // checkPlacement checks what every placement must satisfy and returns the
 // bindings as rule text.
@@ -145,12 +159,17 @@ func checkPlacement(t *testing.T, in PlaceInput, got Placement) map[uint32]bound
 		if i > 0 && got.Desired.Bindings[i-1].SwIfIndex >= b.SwIfIndex {
 			t.Errorf("bindings not sorted by sw_if_index or repeated: %d then %d", got.Desired.Bindings[i-1].SwIfIndex, b.SwIfIndex)
 		}
-		if len(b.Input) != 1 || len(b.Output) != 1 {
-			t.Errorf("interface %d: input %q output %q, want one ACL each", b.SwIfIndex, b.Input, b.Output)
+		// A pod's input list is the service firewall, then its egress
+		// table; without firewalls the firewall holds no rule.
+		if len(b.Input) != 2 || len(b.Output) != 1 || !isFirewall(b.Input[0]) {
+			t.Errorf("interface %d: input %q output %q, want the firewall and one ACL in, one out", b.SwIfIndex, b.Input, b.Output)
 			continue
 		}
-		used[b.Input[0]], used[b.Output[0]] = true, true
-		out[b.SwIfIndex] = bound{input: show(b.Input[0], Egress), output: show(b.Output[0], Ingress)}
+		if fw := aclByTag[b.Input[0]]; len(in.Firewalls) == 0 && len(fw.Rules) != 0 {
+			t.Errorf("interface %d: firewall %q has %d rules without firewalls", b.SwIfIndex, fw.Tag, len(fw.Rules))
+		}
+		used[b.Input[0]], used[b.Input[1]], used[b.Output[0]] = true, true, true
+		out[b.SwIfIndex] = bound{input: show(b.Input[1], Egress), output: show(b.Output[0], Ingress)}
 	}
 	for tg := range aclByTag {
 		if !used[tg] {
@@ -172,7 +191,7 @@ func checkPlacement(t *testing.T, in PlaceInput, got Placement) map[uint32]bound
 			t.Errorf("%s: Tables policies %q, want %q", lp.Pod, pt.Policies, in.Rules[lp.Pod].Policies)
 		}
 		for _, sw := range lp.SwIfIndexes {
-			if b, ok := byIf[sw]; ok && pt.Ingress != "" && (b.Output[0] != pt.Ingress || b.Input[0] != pt.Egress) {
+			if b, ok := byIf[sw]; ok && pt.Ingress != "" && len(b.Input) == 2 && (b.Output[0] != pt.Ingress || b.Input[1] != pt.Egress) {
 				t.Errorf("%s: Tables %q/%q, interface %d bound to %q/%q", lp.Pod, pt.Ingress, pt.Egress, sw, b.Output, b.Input)
 			}
 		}

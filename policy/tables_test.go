@@ -58,8 +58,8 @@ func runPlaceCases(t *testing.T, cases []placeCase) {
 					t.Errorf("interface %d: bound, want no lists", sw)
 				}
 			}
-			if len(got.Desired.ACLs) != c.acls {
-				t.Errorf("%d ACLs, want %d", len(got.Desired.ACLs), c.acls)
+			if n := tableACLs(got.Desired); n != c.acls {
+				t.Errorf("%d ACLs besides the firewall, want %d", n, c.acls)
 			}
 			for pod, w := range c.tables {
 				g := got.Tables[pod]
@@ -438,8 +438,8 @@ func TestPlaceNamedPorts(t *testing.T) {
 			t.Errorf("interface %d:\n got  %q / %q\n want %q / %q", sw, g.output, g.input, w, openEgress)
 		}
 	}
-	if len(bindings) != 3 || len(got.Desired.ACLs) != 4 {
-		t.Errorf("%d bindings and %d ACLs, want 3 and 4 (three ingress tables, one open egress)", len(bindings), len(got.Desired.ACLs))
+	if len(bindings) != 3 || tableACLs(got.Desired) != 4 {
+		t.Errorf("%d bindings and %d ACLs besides the firewall, want 3 and 4 (three ingress tables, one open egress)", len(bindings), tableACLs(got.Desired))
 	}
 }
 
@@ -482,8 +482,8 @@ func TestPlaceDeterministic(t *testing.T) {
 	}
 	// 4 ingress port variants; egress: the allow list is the same content
 	// for all pods, one table, named by the first policy.
-	if n := len(first.Desired.ACLs); n != 5 {
-		t.Errorf("%d ACLs, want 5", n)
+	if n := tableACLs(first.Desired); n != 5 {
+		t.Errorf("%d ACLs besides the firewall, want 5", n)
 	}
 	for _, a := range first.Desired.ACLs {
 		if !strings.HasPrefix(a.Tag, "kube-vpp:acl:egress-") {

@@ -3,8 +3,11 @@ package behaviour
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kube-vpp/kube-vpp/agent/offline"
 )
@@ -154,4 +157,82 @@ func (c *netpolCluster) stateful(t *testing.T) {
 			}
 		}
 	}
+}
+
+// firewallKeepsSessions: the first Service with loadBalancerSourceRanges
+// puts a firewall in front of every pod's tables, and the last one takes
+// it away. Neither may cut an isolated pod's established connections: VPP
+// clears an interface's sessions when the set of ACLs in its lists changes
+// (acl_interface_set_inout_acl_list), so the firewall's place in the list
+// is always held and only its content changes.
+func (c *netpolCluster) firewallKeepsSessions(t *testing.T) {
+	c.write(t, []string{np("x", "server", "{podSelector: "+podA+", policyTypes: [Ingress, Egress], ingress: [{from: [{namespaceSelector: "+nsY+", podSelector: "+podA+"}]}]}")}, nil, nil)
+	c.waitApplied(t)
+	c.sessionsOver()
+	pods := map[string]netpolPod{}
+	for _, p := range netpolModel() {
+		pods[p.String()] = p
+	}
+	client, server, backend := pods["y/a"], pods["x/a"], pods["x/b"]
+	src, dst := netip.AddrPortFrom(client.ip, c.nextPort()), netip.AddrPortFrom(server.ip, 80)
+	if legs, ok, err := c.deliver(c.nodes[client.node], client.String(), src, dst, "tcp"); err != nil || !ok {
+		t.Fatalf("y/a -> x/a before any firewall: allowed %v, %v\n%s", ok, err, legsReport(legs))
+	}
+	reply := func(when string) {
+		t.Helper()
+		if legs, ok, err := c.deliver(c.nodes[server.node], server.String(), dst, src, "tcp"); err != nil || !ok {
+			t.Errorf("%s: the reply x/a -> y/a: allowed %v, %v; the connection's session must still pass it\n%s", when, ok, err, legsReport(legs))
+		}
+	}
+	reply("before any firewall")
+
+	// firewalled reports whether an ACL drops a client outside the ranges
+	// on the server's node, so the firewall is in place there.
+	n := c.nodes[server.node]
+	outside := netip.MustParseAddr("192.0.2.7")
+	firewalled := func() (bool, leg) {
+		l, err := n.evaluate("", netip.AddrPortFrom(outside, c.nextPort()), netip.MustParseAddrPort("198.18.0.50:80"), "tcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.verdict == "dropped" && strings.Contains(strings.Join(l.steps, "\n"), ": deny, acl"), l
+	}
+	waitFirewall := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got, l := firewalled()
+			if got == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client outside the ranges on %s: %s, want dropped by an ACL %v\n%s", n.name, l.line, want, strings.Join(l.steps, "\n"))
+			}
+		}
+	}
+	write(t, c.dir, "firewall.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: x}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.9.50
+  clusterIPs: [10.96.9.50]
+  loadBalancerSourceRanges: [198.51.100.0/24]
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: 80, nodePort: 30950}]
+status: {loadBalancer: {ingress: [{ip: 198.18.0.50}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: lb-1, namespace: x, labels: {kubernetes.io/service-name: lb}}
+addressType: IPv4
+ports: [{name: http, protocol: TCP, port: 80}]
+endpoints: [{addresses: [%s], nodeName: %s}]
+`, backend.ip, backend.node))
+	waitFirewall(true)
+	reply("after the first firewall came")
+
+	if err := os.Remove(filepath.Join(c.dir, "firewall.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitFirewall(false)
+	reply("after the last firewall went")
 }

@@ -475,4 +475,10 @@ func TestNetworkPolicy(t *testing.T) {
 		defer func() { pool <- c }()
 		c.stateful(t)
 	})
+	t.Run("a firewall coming and going keeps established connections", func(t *testing.T) {
+		t.Parallel()
+		c := <-pool
+		defer func() { pool <- c }()
+		c.firewallKeepsSessions(t)
+	})
 }
