@@ -82,7 +82,7 @@ func (p *policyEngine) poke() {
 
 // serviceChanged re-places after a service change only when a table
 // depends on services: an egress table names VIPs, or the services'
-// source-range firewalls (generation fwGen) are not the ones placed. An
+// firewalls (generation fwGen) are not the ones placed. An
 // endpoint change must not cost a compile of every policy.
 func (p *policyEngine) serviceChanged(fwGen uint64) {
 	if p.viaServices.Load() || p.firewalls.Load() != fwGen {
@@ -299,8 +299,9 @@ func (a *Agent) serviceFrontends() []policy.Frontend {
 	return out
 }
 
-// serviceFirewalls are the programmed load-balancer frontends restricted
-// to source ranges, and their generation.
+// serviceFirewalls are the service frontends kube-proxy would filter
+// (source ranges; Local traffic policies without a local endpoint), and
+// their generation.
 func (a *Agent) serviceFirewalls() (uint64, []policy.Firewall) {
 	if a.svc == nil {
 		return 0, nil
@@ -308,7 +309,8 @@ func (a *Agent) serviceFirewalls() (uint64, []policy.Firewall) {
 	gen, fws := a.svc.proxy.Firewalls()
 	out := make([]policy.Firewall, len(fws))
 	for i, f := range fws {
-		out[i] = policy.Firewall{Addr: f.Address, Protocol: uint8(f.Protocol), Service: f.Service, Sources: f.Sources}
+		out[i] = policy.Firewall{Addr: f.Address, Protocol: uint8(f.Protocol), Service: f.Service, Sources: f.Sources,
+			Why: f.Why, OutsideOnly: f.OutsideOnly}
 	}
 	return gen, out
 }

@@ -144,7 +144,7 @@ func (a *Agent) reconcileLoop(ctx context.Context, changed <-chan struct{}) erro
 			err := a.svc.apply(ctx, a)
 			if err == nil {
 				// Egress tables open the VIPs whose backends they allow,
-				// and the firewall follows the source ranges.
+				// and the service firewalls follow the services.
 				a.policy.serviceChanged(a.firewallGeneration())
 				continue
 			}

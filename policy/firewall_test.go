@@ -11,8 +11,8 @@ import (
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/acl"
 )
 
-func firewallOf(addr string, p Protocol, svc string, sources ...string) Firewall {
-	f := Firewall{Addr: netip.MustParseAddrPort(addr), Protocol: uint8(p), Service: svc}
+func firewallOf(addr string, p Protocol, svc, why string, sources ...string) Firewall {
+	f := Firewall{Addr: netip.MustParseAddrPort(addr), Protocol: uint8(p), Service: svc, Why: why}
 	for _, s := range sources {
 		f.Sources = append(f.Sources, netip.MustParsePrefix(s))
 	}
@@ -49,27 +49,36 @@ func showLists(t *testing.T, got Placement) map[uint32][2][][]string {
 	return out
 }
 
-// A connection to a load-balancer IP:port from outside its source ranges
-// is denied on every input list where the VIP is still the destination:
-// the uplink's and every local pod's. The firewall denies only, so a pod's
-// egress table still decides what the ranges admit; lists with nothing
-// after it end in permit-all.
+// A connection to a firewalled frontend from outside its sources is
+// denied on every input list where the VIP is still the destination: the
+// uplink's and every local pod's, or the uplink's alone for firewalls of
+// outside clients. The firewall denies only, so a pod's egress table still
+// decides what it admits; lists with nothing after it end in permit-all.
 func TestPlaceFirewall(t *testing.T) {
 	// 128.0.0.0/1 admitted: its complement is 0.0.0.0/1. Two quarters
-	// admitted: the other two are denied, in address order.
+	// admitted: the other two are denied, in address order. No source
+	// admitted: all of IPv4 is denied, for pods too or from outside only.
+	outside := firewallOf("203.0.113.10:443", TCP, "web/etp", "no local endpoint")
+	outside.OutsideOnly = true
 	fws := []Firewall{
-		firewallOf("203.0.113.7:443", TCP, "shop/lb", "128.0.0.0/1"),
-		firewallOf("203.0.113.8:53", UDP, "dns/lb", "0.0.0.0/2", "128.0.0.0/2"),
-		firewallOf("203.0.113.9:80", TCP, "any/lb"), // no sources: nothing to deny
+		firewallOf("203.0.113.7:443", TCP, "shop/lb", "outside its ranges", "128.0.0.0/1"),
+		firewallOf("203.0.113.8:53", UDP, "dns/lb", "outside its ranges", "0.0.0.0/2", "128.0.0.0/2"),
+		firewallOf("10.96.0.9:80", TCP, "web/itp", "no local endpoint"),
+		outside,
 	}
 	denies := []string{
-		"deny 0.0.0.0/1 203.0.113.7/32 6 any 443 <- firewall " + NoteSourceRanges + "shop/lb",
-		"deny 64.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall " + NoteSourceRanges + "dns/lb",
-		"deny 192.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall " + NoteSourceRanges + "dns/lb",
+		"deny 0.0.0.0/0 10.96.0.9/32 6 any 80 <- firewall service web/itp: no local endpoint",
+		"deny 0.0.0.0/1 203.0.113.7/32 6 any 443 <- firewall service shop/lb: outside its ranges",
+		"deny 64.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall service dns/lb: outside its ranges",
+		"deny 192.0.0.0/2 203.0.113.8/32 17 any 53 <- firewall service dns/lb: outside its ranges",
 	}
-	closed := append(slices.Clone(denies),
-		"permit 0.0.0.0/0 0.0.0.0/0 0 any any <- firewall "+NoteFirewallPass,
-		"permit ::/0 ::/0 0 any any <- firewall "+NoteFirewallPass)
+	pass := []string{
+		"permit 0.0.0.0/0 0.0.0.0/0 0 any any <- firewall " + NoteFirewallPass,
+		"permit ::/0 ::/0 0 any any <- firewall " + NoteFirewallPass,
+	}
+	closed := append(slices.Clone(denies), pass...)
+	uplink := append(append(slices.Clone(denies),
+		"deny 0.0.0.0/0 203.0.113.10/32 6 any 443 <- firewall service web/etp: no local endpoint"), pass...)
 	egressTable := []string{
 		"permit+reflect 0.0.0.0/0 10.0.2.0/24 17 any 53 <- egress x/p#0",
 		ndEgress,
@@ -99,7 +108,7 @@ func TestPlaceFirewall(t *testing.T) {
 		2: {{denies, egressTable}, {openIngress}},
 		3: {{denies, openEgress}, {ingressTable}},
 		4: {{closed}, nil},
-		9: {{closed}, nil},
+		9: {{uplink}, nil},
 	}
 	if lists := showLists(t, got); !reflect.DeepEqual(lists, want) {
 		for sw, w := range want {
@@ -113,14 +122,23 @@ func TestPlaceFirewall(t *testing.T) {
 			}
 		}
 	}
-	// deny, closed, two egress and two ingress tables.
-	if len(got.Desired.ACLs) != 6 {
-		t.Errorf("%d ACLs, want 6", len(got.Desired.ACLs))
+	// deny, closed, uplink, two egress and two ingress tables.
+	if len(got.Desired.ACLs) != 7 {
+		t.Errorf("%d ACLs, want 7", len(got.Desired.ACLs))
 	}
 	for _, a := range got.Desired.ACLs {
 		if !strings.HasPrefix(a.Tag, "kube-vpp:acl:") || len(a.Tag) > 64 {
 			t.Errorf("tag %q", a.Tag)
 		}
+	}
+	// Without outside-only firewalls the uplink's table is the pods'
+	// closed one: one ACL.
+	inside := in
+	inside.Firewalls = fws[:3]
+	shared := Place(inside)
+	if lists := showLists(t, shared); !reflect.DeepEqual(lists[9], lists[1]) || len(shared.Desired.ACLs) != 6 {
+		t.Errorf("without outside-only firewalls: uplink %q, open pod %q, %d ACLs; want the same list, 6 ACLs",
+			lists[9], lists[1], len(shared.Desired.ACLs))
 	}
 	// The pods' own tables are what they were without a firewall.
 	plain := in

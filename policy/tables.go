@@ -143,17 +143,14 @@ func Place(in PlaceInput) Placement {
 		bound:     map[uint32]acl.Binding{},
 		firewall:  buildFirewall(in.Firewalls),
 	}
-	p.built[tableKey{dir: firewallDir}] = p.firewall.deny
-	if p.firewall.open != nil {
-		p.built[tableKey{dir: firewallDir, open: true}] = p.firewall.open
-	}
+	p.firewall.register(p.built)
 	out := Placement{Tables: make(map[string]PodTables, len(in.Local))}
 	for _, lp := range mergeLocal(in.Local) {
 		out.Tables[lp.Pod] = p.placePod(lp)
 	}
 	for _, sw := range in.Uplinks {
 		if _, taken := p.bound[sw]; !taken {
-			if list := p.firewall.input(""); list != nil {
+			if list := p.firewall.uplinkInput(); list != nil {
 				p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: list}
 			}
 		}
@@ -314,7 +311,7 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 		return pt
 	}
 	if !ok || (!pr.Ingress.Isolated && !pr.Egress.Isolated) {
-		if list := p.firewall.input(""); list != nil {
+		if list := p.firewall.podInput(""); list != nil {
 			for _, sw := range ifaces {
 				p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: list}
 			}
@@ -326,7 +323,7 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 	for _, sw := range ifaces {
 		// Egress is checked where the pod's packets enter VPP, ingress
 		// where packets leave VPP toward the pod.
-		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: p.firewall.input(eg.tag), Output: []string{in.tag}}
+		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: p.firewall.podInput(eg.tag), Output: []string{in.tag}}
 	}
 	return pt
 }

@@ -2,6 +2,7 @@ package services
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,17 @@ import (
 
 // clusterOnly is the output of default/web (port 80, target 8080) with a
 // cluster IP mapping to locals, or a note when there are none.
+// dropAll is a firewall of default/web's TCP frontend at addr that admits
+// nobody.
+func dropAll(addr, why string, outsideOnly bool) Firewall {
+	return Firewall{Service: "default/web", Address: netip.MustParseAddrPort(addr), Protocol: nat44ed.TCP, Why: why, OutsideOnly: outsideOnly}
+}
+
+func withFirewalls(o Output, fws ...Firewall) Output {
+	o.Firewalls = fws
+	return o
+}
+
 func clusterOnly(note string, locals ...string) Output {
 	o := Output{
 		Service:   "default/web",
@@ -217,10 +229,17 @@ func TestTranslateTrafficPolicies(t *testing.T) {
 				fe(ClusterIP, "80", "10.96.0.20:80", nat44ed.TCP, "", "10.244.2.7:8080"),
 				fe(NodePort, "80", "192.168.1.10:30080", nat44ed.TCP, etpLocalDropped),
 				fe(NodePort, "80", "192.168.1.11:30080", nat44ed.TCP, etpLocalDropped),
-				fe(LoadBalancer, "80", "198.51.100.5:80", nat44ed.TCP, etpLocalRejected),
+				fe(LoadBalancer, "80", "198.51.100.5:80", nat44ed.TCP, etpLocalDropped),
 			},
 			RejectIPs:   ips("10.96.0.20", "198.51.100.5"),
 			HealthCheck: &HealthCheck{Port: 32000, LocalEndpoints: 0},
+			// kube-proxy drops outside clients of every external
+			// frontend; pods it sends on as to the cluster IP.
+			Firewalls: []Firewall{
+				dropAll("192.168.1.10:30080", WhyNoLocalETP, true),
+				dropAll("192.168.1.11:30080", WhyNoLocalETP, true),
+				dropAll("198.51.100.5:80", WhyNoLocalETP, true),
+			},
 		},
 	}, {
 		// Only terminating-but-serving endpoints here: traffic still goes
@@ -328,14 +347,20 @@ func TestTranslateTrafficPolicies(t *testing.T) {
 		name:   "ITP Local without local endpoints",
 		svc:    service(itpLocal),
 		slices: slice(ep("10.244.2.7", "node-b")),
-		want:   clusterOnly(itpLocalRejected),
+		want:   withFirewalls(clusterOnly(itpLocalDropped), dropAll("10.96.0.20:80", WhyNoLocalITP, false)),
 	}, {
 		// With no node name configured, nothing is local.
 		name:   "ITP Local with an empty node name",
 		cfg:    &Config{},
 		svc:    service(itpLocal),
 		slices: slice(ep("10.244.1.5", ""), ep("10.244.2.7", "node-b")),
-		want:   clusterOnly(itpLocalRejected),
+		want:   withFirewalls(clusterOnly(itpLocalDropped), dropAll("10.96.0.20:80", WhyNoLocalITP, false)),
+	}, {
+		// No endpoint anywhere: rejected, not dropped, whatever the policy.
+		name:   "ITP Local without any endpoint",
+		svc:    service(itpLocal),
+		slices: slice(),
+		want:   clusterOnly(noEndpointsRejected),
 	}})
 }
 

@@ -35,6 +35,9 @@ type candidate struct {
 	Frontend
 	mapping *nat44ed.Mapping
 	field   string
+	// dropped: the traffic policy is Local and every endpoint is on
+	// another node; kube-proxy drops such traffic rather than reject it.
+	dropped bool
 }
 
 // serviceAddresses parses the cluster IPs, load-balancer ingress IPs and
@@ -142,6 +145,7 @@ func (t *translation) frontend(kind FrontendKind, addr netip.Addr, field string,
 	}
 	if len(backends) == 0 {
 		c.Note = noBackendsNote(kind, local, sets.anywhere)
+		c.dropped = local && sets.anywhere
 		t.candidates = append(t.candidates, c)
 		return
 	}
@@ -178,19 +182,22 @@ func (t *translation) frontend(kind FrontendKind, addr netip.Addr, field string,
 	t.candidates = append(t.candidates, c)
 }
 
+// noBackendsNote says what becomes of a frontend's traffic without
+// backends: as kube-proxy does, rejected when the service has no endpoint
+// at all, dropped when its traffic policy keeps it on this node and the
+// endpoints are elsewhere (a Firewall). A node address is never rejected
+// (see RejectIPs).
 func noBackendsNote(kind FrontendKind, local, anyEndpoints bool) string {
-	reason := "no endpoints"
 	switch {
 	case !anyEndpoints || !local:
+		if kind == NodePort {
+			return "no endpoints: " + resultDropped
+		}
+		return "no endpoints: " + resultRejected
 	case kind == ClusterIP:
-		reason = "internalTrafficPolicy Local and no endpoint on this node"
-	default:
-		reason = "externalTrafficPolicy Local and no endpoint on this node"
+		return WhyNoLocalITP + ": " + resultDropped
 	}
-	if kind == NodePort {
-		return reason + ": " + resultDropped
-	}
-	return reason + ": " + resultRejected
+	return WhyNoLocalETP + ": " + resultDropped
 }
 
 func frontendOrder(a, b Frontend) int {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kube-vpp/kube-vpp/services/healthcheck"
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/ip"
+	"github.com/kube-vpp/kube-vpp/vpp-plugins/nat44ed"
 )
 
 // claim settles which service serves each mapping key: the one already
@@ -55,8 +56,10 @@ func (p *Proxy) claim(out Output) Output {
 // reject routes whose need changed.
 func (p *Proxy) own(out Output) []netip.Addr {
 	prev := p.applied[out.Service]
+	held := map[nat44ed.Key]bool{}
 	for _, m := range prev.Mappings {
 		if p.owner[m.Key()] == out.Service {
+			held[m.Key()] = true
 			delete(p.owner, m.Key())
 			for w := range p.waiting[m.Key()] {
 				p.dirty[w] = true // may take it now
@@ -66,6 +69,14 @@ func (p *Proxy) own(out Output) []netip.Addr {
 	}
 	for _, m := range out.Mappings {
 		p.owner[m.Key()] = out.Service
+		if !held[m.Key()] {
+			p.ownerChanged(m.Key())
+		}
+	}
+	for k := range held {
+		if p.owner[k] != out.Service {
+			p.ownerChanged(k)
+		}
 	}
 	var changed []netip.Addr
 	for _, a := range prev.RejectIPs {

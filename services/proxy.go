@@ -83,6 +83,7 @@ type Proxy struct {
 	// firewalls are the source-restricted frontends per applied service;
 	// fwGen counts their changes.
 	firewalls map[string][]Firewall
+	fwKeys    map[nat44ed.Key]map[string]bool // services with a firewall on a key
 	fwGen     uint64
 }
 
@@ -103,6 +104,7 @@ func NewProxy(nat NAT, routes Routes, health HealthChecks, log *zap.Logger) *Pro
 		reroute:    map[netip.Addr]bool{},
 		hcOwner:    map[uint16]string{},
 		firewalls:  map[string][]Firewall{},
+		fwKeys:     map[nat44ed.Key]map[string]bool{},
 	}
 }
 
@@ -342,6 +344,7 @@ func (p *Proxy) Resync(ctx context.Context) ([]ServiceProblem, error) {
 	clear(p.rejects)
 	clear(p.reroute)
 	clear(p.firewalls)
+	clear(p.fwKeys)
 	p.fwGen++
 	p.hcRetry = false
 	outs := make([]Output, len(keys))

@@ -2,14 +2,11 @@ package services
 
 import (
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/kube-vpp/kube-vpp/vpp-plugins/nat44ed"
 )
 
 // sourceRanges is what spec.loadBalancerSourceRanges asks of the IPv4
@@ -59,63 +56,4 @@ func (t *translation) sourceRanges() sourceRanges {
 		return a.Bits() - b.Bits()
 	})
 	return sourceRanges{v4: slices.Compact(v4)}
-}
-
-// Firewall is a programmed load-balancer frontend that admits only clients
-// from Sources: kube-proxy drops the others, before any translation.
-type Firewall struct {
-	Service  string // "namespace/name"
-	Address  netip.AddrPort
-	Protocol nat44ed.Protocol
-	Sources  []netip.Prefix
-}
-
-// firewalls are out's frontends held by a mapping and restricted to
-// source ranges, in frontend order.
-func firewalls(out Output) []Firewall {
-	var fws []Firewall
-	for _, f := range out.Frontends {
-		if f.Kind == LoadBalancer && len(f.Backends) > 0 && len(f.SourceRanges) > 0 {
-			fws = append(fws, Firewall{Service: out.Service, Address: f.Address, Protocol: f.Protocol, Sources: f.SourceRanges})
-		}
-	}
-	return fws
-}
-
-func sameFirewall(a, b Firewall) bool {
-	return a.Service == b.Service && a.Address == b.Address && a.Protocol == b.Protocol && slices.Equal(a.Sources, b.Sources)
-}
-
-// setFirewalls records the firewalls of an applied service.
-func (p *Proxy) setFirewalls(out Output) {
-	fws := firewalls(out)
-	if slices.EqualFunc(fws, p.firewalls[out.Service], sameFirewall) {
-		return
-	}
-	if len(fws) == 0 {
-		delete(p.firewalls, out.Service)
-	} else {
-		p.firewalls[out.Service] = fws
-	}
-	p.fwGen++
-}
-
-// Firewalls returns the programmed source-restricted frontends, by service,
-// and a generation that changes whenever they do, so a caller can skip
-// work when they have not.
-func (p *Proxy) Firewalls() (uint64, []Firewall) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []Firewall
-	for _, k := range slices.Sorted(maps.Keys(p.firewalls)) {
-		out = append(out, p.firewalls[k]...)
-	}
-	return p.fwGen, out
-}
-
-// FirewallGeneration is Firewalls' generation alone, without the copy.
-func (p *Proxy) FirewallGeneration() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.fwGen
 }

@@ -88,6 +88,14 @@ func TestTranslateSourceRanges(t *testing.T) {
 			if hasLB != tt.mapped {
 				t.Errorf("LB mapping programmed %v, want %v", hasLB, tt.mapped)
 			}
+			var wantFW []Firewall
+			if tt.mapped && tt.want != nil {
+				wantFW = []Firewall{{Service: "default/web", Address: netip.MustParseAddrPort("203.0.113.7:80"), Protocol: nat44ed.TCP,
+					Sources: tt.want, Why: WhySourceRanges}}
+			}
+			if !reflect.DeepEqual(out.Firewalls, wantFW) {
+				t.Errorf("firewalls %+v, want %+v", out.Firewalls, wantFW)
+			}
 			var fields []string
 			for _, p := range out.Problems {
 				fields = append(fields, p.Field)
@@ -115,7 +123,7 @@ func TestProxyFirewalls(t *testing.T) {
 	h.apply()
 	gen, fws := h.p.Firewalls()
 	want := []Firewall{{Service: "default/web", Address: netip.MustParseAddrPort("203.0.113.7:80"), Protocol: nat44ed.TCP,
-		Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}}
+		Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Why: WhySourceRanges}}
 	if !reflect.DeepEqual(fws, want) {
 		t.Fatalf("firewalls %+v, want %+v", fws, want)
 	}

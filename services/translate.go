@@ -140,6 +140,9 @@ type Output struct {
 	// IPs (not ipMode Proxy) and allowed external IPs, whether programmed
 	// or not: sorted, without duplicates.
 	RejectIPs []netip.Addr
+	// Firewalls are the frontends whose packets are dropped before any
+	// translation unless they come from their Sources, in frontend order.
+	Firewalls []Firewall
 	// HealthCheck is nil unless externalTrafficPolicy is Local and the
 	// Service has a healthCheckNodePort.
 	HealthCheck *HealthCheck
@@ -248,6 +251,7 @@ func (t *translation) translate(in []*discoveryv1.EndpointSlice) {
 		}
 	}
 	t.settle()
+	t.out.Firewalls = t.firewalls()
 	slices.SortFunc(t.out.Mappings, func(a, b nat44ed.Mapping) int {
 		return cmp.Or(a.External.Compare(b.External), cmp.Compare(a.Protocol, b.Protocol))
 	})

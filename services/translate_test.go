@@ -140,8 +140,7 @@ const (
 	noEndpointsRejected = "no endpoints: rejected (ICMP unreachable)"
 	noEndpointsDropped  = "no endpoints: dropped"
 	etpLocalDropped     = "externalTrafficPolicy Local and no endpoint on this node: dropped"
-	etpLocalRejected    = "externalTrafficPolicy Local and no endpoint on this node: rejected (ICMP unreachable)"
-	itpLocalRejected    = "internalTrafficPolicy Local and no endpoint on this node: rejected (ICMP unreachable)"
+	itpLocalDropped     = "internalTrafficPolicy Local and no endpoint on this node: dropped"
 )
 
 type translateCase struct {
@@ -194,6 +193,9 @@ func checkOutput(t *testing.T, got, want Output, problems []string) {
 	}
 	if !reflect.DeepEqual(got.RejectIPs, want.RejectIPs) {
 		t.Errorf("RejectIPs = %v, want %v", got.RejectIPs, want.RejectIPs)
+	}
+	if !reflect.DeepEqual(got.Firewalls, want.Firewalls) {
+		t.Errorf("Firewalls:\n got %s\nwant %s", dump(got.Firewalls), dump(want.Firewalls))
 	}
 	if !reflect.DeepEqual(got.HealthCheck, want.HealthCheck) {
 		t.Errorf("HealthCheck = %+v, want %+v", got.HealthCheck, want.HealthCheck)

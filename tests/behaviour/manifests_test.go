@@ -165,6 +165,9 @@ spec:
   healthCheckNodePort: %d
   ports:
   - {name: http, protocol: TCP, port: 80, targetPort: 8080, nodePort: 30090}
+status:
+  loadBalancer:
+    ingress: [{ip: 198.18.0.12}]
 ---
 # localhere: externalTrafficPolicy Local with an endpoint on node-a and one on node-b.
 apiVersion: v1
@@ -187,6 +190,18 @@ spec:
   type: ClusterIP
   clusterIP: 10.96.0.42
   clusterIPs: [10.96.0.42]
+  internalTrafficPolicy: Local
+  ports:
+  - {name: http, protocol: TCP, port: 80, targetPort: 8080}
+---
+# itpaway: internalTrafficPolicy Local, its only endpoint on node-b.
+apiVersion: v1
+kind: Service
+metadata: {name: itpaway, namespace: default}
+spec:
+  type: ClusterIP
+  clusterIP: 10.96.0.43
+  clusterIPs: [10.96.0.43]
   internalTrafficPolicy: Local
   ports:
   - {name: http, protocol: TCP, port: 80, targetPort: 8080}
@@ -302,6 +317,7 @@ func otherSlices() string {
 		slice("local", "local-1", port8080, ep("10.244.1.11", "node-b")) +
 		slice("localhere", "localhere-1", port8080, ep("10.244.0.11", "node-a"), ep("10.244.1.11", "node-b")) +
 		slice("itp", "itp-1", port8080, ep("10.244.0.11", "node-a"), ep("10.244.1.11", "node-b")) +
+		slice("itpaway", "itpaway-1", port8080, ep("10.244.1.11", "node-b")) +
 		slice("empty", "empty-1", port8080) +
 		slice("self", "self-1", port8080, ep("10.244.0.11", "node-a")) +
 		slice("term", "term-1", port8080, terminating("10.244.0.12", "node-a")) +

@@ -270,7 +270,7 @@ func TestServices(t *testing.T) {
 				if p.Verdict != "dropped" || dnat(p) != "" {
 					t.Errorf("%s: verdict %s, DNAT %q; want dropped untranslated", p, p.Verdict, dnat(p))
 				}
-				if why := denial(p); !strings.Contains(why, "loadBalancerSourceRanges of service default/lbfw") {
+				if why := denial(p); !strings.Contains(why, "service default/lbfw: outside its loadBalancerSourceRanges") {
 					t.Errorf("%s: denied by %q, want the source ranges of default/lbfw", p, why)
 				}
 			}
@@ -347,6 +347,12 @@ func TestServices(t *testing.T) {
 					t.Errorf("%s: want dropped, untranslated", p)
 				}
 			}
+			// So is LoadBalancer traffic from outside, before any
+			// translation, as kube-proxy drops it (not rejected).
+			if p := e.trace("198.51.100.7", "198.18.0.12:80", "tcp", 1)[0]; p.Verdict != "dropped" || dnat(p) != "" ||
+				!strings.Contains(denial(p), "externalTrafficPolicy Local and no endpoint on this node") {
+				t.Errorf("%s: want dropped untranslated by the service's firewall, denied by %q", p, denial(p))
+			}
 			// ... while the ClusterIP still reaches node-b's endpoint.
 			e.forwardedTo(e.trace("default/client", "10.96.0.40:80", "tcp", 1)[0], map[string]string{"10.244.1.11:8080": uplink})
 			// The health check says so, as kube-proxy's does.
@@ -383,6 +389,12 @@ func TestServices(t *testing.T) {
 			e.t = t
 			for _, p := range e.trace("default/client", "10.96.0.42:80", "tcp", 40) {
 				e.forwardedTo(p, map[string]string{"10.244.0.11:8080": webA})
+			}
+			// Its endpoints all on node-b: dropped, as kube-proxy does,
+			// not rejected (the service has endpoints, just not here).
+			p := e.trace("default/client", "10.96.0.43:80", "tcp", 1)[0]
+			if p.Verdict != "dropped" || dnat(p) != "" || !strings.Contains(denial(p), "internalTrafficPolicy Local and no endpoint on this node") {
+				t.Errorf("%s: want dropped untranslated by the service's firewall, denied by %q", p, denial(p))
 			}
 		})
 		t.Run("no endpoints rejects", func(t *testing.T) {
