@@ -223,6 +223,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { fail(statusSrv.Serve(ctx)) })
 	wg.Go(func() { fail(ctlSrv.Serve(ctx)) })
 	wg.Go(func() { fail(cniSrv.Serve(ctx)) })
+	if a.svc != nil && a.cfg.Services.HealthzBindAddress != "" {
+		wg.Go(func() { a.svc.serveProxyHealth(ctx, a, a.cfg.Services.HealthzBindAddress) })
+	}
 	wg.Go(func() {
 		if err := src.Start(ctx); err != nil {
 			fail(fmt.Errorf("kubernetes source: %w", err))

@@ -3,14 +3,17 @@ package agent
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zaptest"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-vpp/kube-vpp/agent/config"
@@ -32,23 +35,31 @@ spec: {podCIDRs: [10.244.1.7/24]}
 status: {addresses: [{type: InternalIP, address: 192.168.10.12}]}
 `
 
-func startAgent(t *testing.T, apiSock string) (*Agent, <-chan error) {
+func startAgent(t *testing.T, apiSock string, extra ...string) (*Agent, <-chan error) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "nodes.yaml"), []byte(nodes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load([]string{"--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
+	cfg, err := config.Load(append([]string{"--healthz-bind-address=", "--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
 		"--ctl-socket", filepath.Join(dir, "ctl.sock"), "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
-		"--cni-socket", filepath.Join(dir, "cni.sock"), "--state-dir", filepath.Join(dir, "state")})
+		"--cni-socket", filepath.Join(dir, "cni.sock"), "--state-dir", filepath.Join(dir, "state")}, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := New(cfg, zaptest.NewLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(cancel)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		done <- a.Run(ctx)
+	}()
+	// The agent logs to t until it returns: the test waits for that.
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
 	return a, done
 }
 
@@ -140,5 +151,46 @@ func TestAgentRefusesIncompatibleVPP(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("agent kept running against an incompatible VPP")
+	}
+}
+
+// kube-proxy's health port taken by something else: the agent runs on,
+// says so with a Warning Event on its Node, and tries again.
+func TestAgentReportsProxyHealthPortTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	env := simtest.Start(t, sim.Options{Interfaces: []sim.InterfaceSpec{{Name: "GigabitEthernet0/8/0", Addresses: []string{"192.168.10.11/24"}, Up: true}}})
+	a, done := startAgent(t, env.Path, "--healthz-bind-address", l.Addr().String())
+	deadline := time.Now().Add(20 * time.Second)
+	for a.ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready: %v", a.ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		evs, err := a.src.Client.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := slices.ContainsFunc(evs.Items, func(e corev1.Event) bool {
+			return e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == "node-a" && e.Reason == "FailedToStartProxierHealthcheck" &&
+				strings.Contains(e.Message, l.Addr().String())
+		})
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no FailedToStartProxierHealthcheck Event on node-a naming the address")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	default:
 	}
 }

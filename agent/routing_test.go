@@ -82,7 +82,7 @@ func TestServiceChangesSkipFullSyncWithBGP(t *testing.T) {
 	}
 	write("nodes.yaml", nodes)
 	write("services.yaml", bgpServices(true, false))
-	cfg, err := config.Load([]string{"--node", "node-a", "--manifests", dir, "--vpp-socket", env.Path,
+	cfg, err := config.Load([]string{"--healthz-bind-address=", "--node", "node-a", "--manifests", dir, "--vpp-socket", env.Path,
 		"--ctl-socket", filepath.Join(dir, "ctl.sock"), "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
 		"--cni-socket", filepath.Join(dir, "cni.sock"), "--state-dir", filepath.Join(dir, "state"),
 		"--bgp", "--bgp-asn", "64512"})

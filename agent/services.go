@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,9 @@ type serviceProxy struct {
 	proxy   *services.Proxy
 	changed chan struct{}
 	log     *zap.Logger
+	// proxyHealth is kube-proxy's own /healthz: healthy while changes
+	// reach VPP in time.
+	proxyHealth *healthcheck.ProxyHealth
 
 	mu   sync.Mutex
 	conn uint64 // the VPP connection the proxy last synced on
@@ -44,10 +48,14 @@ func newServiceProxy(a *Agent) *serviceProxy {
 		log:     a.log.Named("services"),
 	}
 	s.proxy = services.NewProxy(s.nat, s.fib, s.health, a.log)
+	s.proxyHealth = healthcheck.NewProxyHealth(healthcheck.DefaultProxyHealthTimeout, a.selfNode, nil)
 	return s
 }
 
+// poke wakes the reconcile loop for a service change, which waits to be
+// programmed from now on.
 func (s *serviceProxy) poke() {
+	s.proxyHealth.QueuedUpdate()
 	select {
 	case s.changed <- struct{}{}:
 	default:
@@ -174,6 +182,12 @@ func (s *serviceProxy) sync(ctx context.Context, a *Agent, self *corev1.Node, up
 	s.mu.Unlock()
 	var problems []services.ServiceProblem
 	var err error
+	mark := s.proxyHealth.Begin()
+	defer func() {
+		if err == nil {
+			s.proxyHealth.Updated(mark)
+		}
+	}()
 	if fresh {
 		problems, err = s.proxy.Resync(ctx)
 		if err == nil {
@@ -198,9 +212,45 @@ func (s *serviceProxy) apply(ctx context.Context, a *Agent) error {
 	if !ok {
 		return errNeedFullSync
 	}
+	mark := s.proxyHealth.Begin()
 	problems, err := s.proxy.Apply(ctx)
 	a.reportServiceProblems(problems)
+	if err == nil {
+		s.proxyHealth.Updated(mark)
+	}
 	return err
+}
+
+// selfNode is this node's Node from the cache, nil when unknown.
+func (a *Agent) selfNode() *corev1.Node {
+	if a.src == nil {
+		return nil
+	}
+	n, err := a.src.Nodes().Get(a.cfg.Node.Name)
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
+// serveProxyHealth serves kube-proxy's /healthz and /livez on addr until
+// ctx ends. A port it cannot bind is a Warning Event on the Node, as
+// kube-proxy's FailedToStartProxierHealthcheck, and is tried again.
+func (s *serviceProxy) serveProxyHealth(ctx context.Context, a *Agent, addr string) {
+	const retry = 5 * time.Second
+	for {
+		err := s.proxyHealth.Serve(ctx, addr)
+		if ctx.Err() != nil {
+			return
+		}
+		a.reportProblem("node", "FailedToStartProxierHealthcheck", "node "+a.cfg.Node.Name,
+			fmt.Sprintf("%v; trying again in %s", err, retry))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+	}
 }
 
 var errNeedFullSync = errors.New("services need a full sync first")

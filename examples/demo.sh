@@ -37,7 +37,7 @@ KUBE_VPP_PODS_MEMIF_DIR="$RUN/memif" KUBE_VPP_PODS_VHOST_USER_DIR="$RUN/vhost-us
 	"$BIN/kube-vpp-agent" --node "$NODE" --manifests examples --vpp-socket "$RUN/api.sock" \
 	--ctl-socket "$RUN/ctl.sock" --http-listen 127.0.0.1:0 --uplink-interface "$UPLINK" \
 	--cni-socket "$RUN/cni.sock" --state-dir "$RUN/state" --health-check-addresses 127.0.0.1 \
-	>"$RUN/agent.log" 2>&1 &
+	--healthz-bind-address 127.0.0.1:10256 >"$RUN/agent.log" 2>&1 &
 pids+=($!)
 
 ctl() { "$BIN/kube-vppctl" --socket "$RUN/ctl.sock" "$@"; }
@@ -107,6 +107,9 @@ echo "# every ACL and NAT node on the way, with the policy behind each decision:
 trace --from frontend/web-1 --to 10.96.20.10:80/tcp -v
 say "the health check of backend/api-lb-local (healthCheckNodePort 32000), as a load balancer probes it"
 curl -s -i http://127.0.0.1:32000/ 2>/dev/null | tr -d '\r' | sed 's/^/  /' || echo "  (curl not installed)"
+echo
+say "kube-proxy's own health port (10256), as cloud load balancers probe every node"
+curl -s -i http://127.0.0.1:10256/healthz 2>/dev/null | tr -d '\r' | sed 's/^/  /' || echo "  (curl not installed)"
 echo
 
 say "what the agent logged"

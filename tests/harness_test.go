@@ -161,7 +161,7 @@ func newNode(t *testing.T) node {
 
 func (n node) agentArgs(name, manifests string, extra ...string) []string {
 	args := []string{"--node", name, "--manifests", manifests, "--vpp-socket", n.apiSock,
-		"--ctl-socket", n.ctlSock, "--http-listen", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
+		"--ctl-socket", n.ctlSock, "--http-listen", "127.0.0.1:0", "--healthz-bind-address", "127.0.0.1:0", "--uplink-interface", "GigabitEthernet0/8/0",
 		"--cni-socket", n.cniSock, "--state-dir", filepath.Join(n.dir, "state")}
 	return append(args, extra...)
 }

@@ -57,7 +57,7 @@ func TestLoadDefaults(t *testing.T) {
 			CNISocket: "/run/kube-vpp/cni.sock", StateDir: "/var/lib/kube-vpp", Interface: PodInterfaceAuto,
 			MTU: 1500, MemifDir: "/run/kube-vpp/memif", VhostDir: "/run/kube-vpp/vhost-user",
 		},
-		Services: Services{Enabled: true},
+		Services: Services{Enabled: true, HealthzBindAddress: "0.0.0.0:10256"},
 		BGP: BGP{
 			ListenPort:      179,
 			GracefulRestart: bgp.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},

@@ -36,6 +36,7 @@ const (
 	KeyServicesEnabled              = "services.enabled"
 	KeyServicesNodePortAddresses    = "services.node-port-addresses"
 	KeyServicesHealthCheckAddresses = "services.health-check-addresses"
+	KeyServicesHealthzBindAddress   = "services.healthz-bind-address"
 
 	KeyBGPEnabled                = "bgp.enabled"
 	KeyBGPASN                    = "bgp.asn"
@@ -102,6 +103,7 @@ func options() []option {
 		{key: KeyServicesEnabled, def: "true", help: "run the service proxy (NAT44-ED in place of kube-proxy)"},
 		{key: KeyServicesNodePortAddresses, flag: "nodeport-addresses", list: true, help: "CIDRs selecting the node addresses NodePorts answer on (empty: all InternalIP/ExternalIP)"},
 		{key: KeyServicesHealthCheckAddresses, flag: "health-check-addresses", list: true, help: "addresses healthCheckNodePort servers bind to (empty: all)"},
+		{key: KeyServicesHealthzBindAddress, flag: "healthz-bind-address", def: "0.0.0.0:10256", help: "host:port of kube-proxy's /healthz and /livez, which cloud load balancers probe (empty: off)"},
 		{key: KeyBGPEnabled, flag: "bgp", def: "false", boolean: true, help: "run the embedded BGP speaker"},
 		{key: KeyBGPASN, flag: "bgp-asn", help: "this node's autonomous system number (required with --bgp)"},
 		{key: KeyBGPRouterID, help: "BGP router ID, an IPv4 address (empty: the node's IPv4 InternalIP)"},

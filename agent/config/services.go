@@ -18,12 +18,19 @@ type Services struct {
 	// HealthCheckAddresses are where healthCheckNodePort listeners bind
 	// (services.health-check-addresses); empty means every address.
 	HealthCheckAddresses []netip.Addr
+	// HealthzBindAddress is where kube-proxy's own /healthz and /livez are
+	// served (services.healthz-bind-address, kube-proxy's
+	// --healthz-bind-address); empty turns them off.
+	HealthzBindAddress string
 }
 
 func (p *parser) services() Services {
 	s := Services{
 		Enabled:           p.boolean(KeyServicesEnabled),
 		NodePortAddresses: p.optionalPrefixes(KeyServicesNodePortAddresses),
+	}
+	if p.str(KeyServicesHealthzBindAddress) != "" {
+		s.HealthzBindAddress = p.listenAddr(KeyServicesHealthzBindAddress)
 	}
 	seen := map[netip.Addr]bool{}
 	for _, e := range p.list(KeyServicesHealthCheckAddresses) {

@@ -119,6 +119,8 @@ func Run(ctx context.Context, dir string, node Node, opts Options, fn func(ctx c
 		"--node", node.Name, "--manifests", dir, "--vpp-socket", apiSock, "--ctl-socket", ctlSock,
 		"--cni-socket", filepath.Join(tmp, "cni.sock"), "--state-dir", filepath.Join(tmp, "state"),
 		"--http-listen", "127.0.0.1:0", "--uplink-interface", Uplink, "--pod-interface", "tap",
+		// Nothing on the host unless asked for: no proxy health server.
+		"--healthz-bind-address=",
 	}, opts.Args...)
 	cfg, err := config.Load(args)
 	if err != nil {

@@ -270,7 +270,7 @@ func startNetpolNode(t *testing.T, dir, name string) *netpolNode {
 		{Name: offline.Uplink, Addresses: []string{nodeIP(name) + "/24"}, Up: true}}})
 	run := t.TempDir()
 	ctlSock := filepath.Join(run, "ctl.sock")
-	cfg, err := config.Load([]string{"--node", name, "--manifests", dir, "--vpp-socket", vpp.Path,
+	cfg, err := config.Load([]string{"--healthz-bind-address=", "--node", name, "--manifests", dir, "--vpp-socket", vpp.Path,
 		"--ctl-socket", ctlSock, "--cni-socket", filepath.Join(run, "cni.sock"), "--state-dir", filepath.Join(run, "state"),
 		"--http-listen", "127.0.0.1:0", "--uplink-interface", offline.Uplink, "--pod-interface", "tap"})
 	if err != nil {

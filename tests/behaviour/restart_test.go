@@ -24,7 +24,7 @@ import (
 func startAgent(t *testing.T, dir, run, apiSock string) (*ctl.Client, func()) {
 	t.Helper()
 	ctlSock := filepath.Join(run, "ctl.sock")
-	cfg, err := config.Load([]string{"--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
+	cfg, err := config.Load([]string{"--healthz-bind-address=", "--node", "node-a", "--manifests", dir, "--vpp-socket", apiSock,
 		"--ctl-socket", ctlSock, "--cni-socket", filepath.Join(run, "cni.sock"), "--state-dir", filepath.Join(run, "state"),
 		"--http-listen", "127.0.0.1:0", "--uplink-interface", offline.Uplink, "--pod-interface", "tap",
 		"--health-check-addresses", "127.0.0.1"})

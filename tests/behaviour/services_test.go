@@ -177,7 +177,7 @@ func (e *env) waitBackends(service, frontend string, want []string) {
 
 func TestServices(t *testing.T) {
 	dir := t.TempDir()
-	hcPort, hcHere := freePort(t), freePort(t)
+	hcPort, hcHere, healthz := freePort(t), freePort(t), freePort(t)
 	write(t, dir, "cluster.yaml", clusterYAML)
 	write(t, dir, "services.yaml", fmt.Sprintf(servicesYAML, hcPort, hcHere))
 	write(t, dir, "web-slices.yaml", webSlices(true))
@@ -189,7 +189,8 @@ func TestServices(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	opts := offline.Options{Log: zaptest.NewLogger(t), Args: []string{"--external-ip-cidrs", "192.0.2.0/24", "--health-check-addresses", "127.0.0.1"}}
+	opts := offline.Options{Log: zaptest.NewLogger(t), Args: []string{"--external-ip-cidrs", "192.0.2.0/24", "--health-check-addresses", "127.0.0.1",
+		"--healthz-bind-address", fmt.Sprintf("127.0.0.1:%d", healthz)}}
 	err = offline.Run(ctx, dir, node, opts, func(ctx context.Context, c *ctl.Client) error {
 		e := &env{t: t, ctx: ctx, c: c, dir: dir}
 		webA, webA2 := e.podIface("default", "web-a"), e.podIface("default", "web-a2")
@@ -255,6 +256,17 @@ func TestServices(t *testing.T) {
 			e := *e
 			e.t = t
 			e.forwardedTo(e.trace("198.51.100.7", "198.18.0.10:80", "tcp", 1)[0], map[string]string{"10.244.0.11:8080": webA})
+		})
+		t.Run("kube-proxy's /healthz and /livez, which cloud load balancers probe", func(t *testing.T) {
+			for _, path := range []string{"/healthz", "/livez"} {
+				code, body := get(t, fmt.Sprintf("http://127.0.0.1:%d%s", healthz, path))
+				if code != http.StatusOK || body["healthy"] != true {
+					t.Errorf("%s: %d %v, want 200 and healthy: the services are programmed", path, code, body)
+				}
+				if _, shown := body["nodeEligible"]; shown != (path == "/healthz") || shown && body["nodeEligible"] != true {
+					t.Errorf("%s: nodeEligible %v, want true on /healthz only", path, body["nodeEligible"])
+				}
+			}
 		})
 		t.Run("loadBalancerSourceRanges: only the ranges reach the LB IP", func(t *testing.T) {
 			e := *e
