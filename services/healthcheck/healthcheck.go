@@ -1,7 +1,8 @@
-// Package healthcheck serves the per-service health check ports of Services with
-// externalTrafficPolicy Local (spec.healthCheckNodePort), answering as kube-proxy does:
-// 200 while the node has local endpoints for the service, 503 when it has none, so
-// that an external load balancer only sends traffic to nodes that can serve it.
+// Package healthcheck serves the health ports load balancers probe, answering as
+// kube-proxy does: the per-service ports of Services with externalTrafficPolicy Local
+// (spec.healthCheckNodePort; 200 while the node has local endpoints for the service,
+// 503 when it has none, so that an external load balancer only sends traffic to nodes
+// that can serve it), and the proxy's own /healthz and /livez (ProxyHealth).
 package healthcheck
 
 import (
