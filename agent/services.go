@@ -175,6 +175,7 @@ func (s *serviceProxy) sync(ctx context.Context, a *Agent, self *corev1.Node, up
 		Node:              a.cfg.Node.Name,
 		NodePortAddresses: nodePortAddresses(self, a.cfg.Services.NodePortAddresses),
 		ExternalIPCIDRs:   a.cfg.Network.ExternalIPCIDRs,
+		Zone:              self.Labels[corev1.LabelTopologyZone],
 	})
 	conn := a.connection()
 	s.mu.Lock()

@@ -18,6 +18,10 @@ type endpoint struct {
 	addr                        netip.Addr
 	local                       bool
 	ready, serving, terminating bool
+	// zones and nodes are the endpoint's topology hints (hints.forZones,
+	// hints.forNodes), set by the EndpointSlice controller for Services
+	// with trafficDistribution or topology-mode Auto.
+	zones, nodes []string
 }
 
 // slicePort is a usable port of an EndpointSlice.
@@ -99,13 +103,22 @@ func readSlices(svc *corev1.Service, node string, in []*discoveryv1.EndpointSlic
 				continue
 			}
 			c := e.Conditions
-			se.endpoints = append(se.endpoints, endpoint{
+			ep := endpoint{
 				addr:        a,
 				local:       node != "" && e.NodeName != nil && *e.NodeName == node,
 				ready:       c.Ready == nil || *c.Ready,
 				serving:     c.Serving == nil || *c.Serving,
 				terminating: c.Terminating != nil && *c.Terminating,
-			})
+			}
+			if h := e.Hints; h != nil {
+				for _, z := range h.ForZones {
+					ep.zones = append(ep.zones, z.Name)
+				}
+				for _, n := range h.ForNodes {
+					ep.nodes = append(ep.nodes, n.Name)
+				}
+			}
+			se.endpoints = append(se.endpoints, ep)
 		}
 		out = append(out, se)
 	}
@@ -155,17 +168,75 @@ type endpointSets struct {
 }
 
 // categorize applies kube-proxy's choice (pkg/proxy/topology.go
-// CategorizeEndpoints, without topology hints): the ready endpoints, or
-// when none is ready, the ones still serving while terminating, so
-// connections are not dropped during a rollout. The local set applies the
-// same rule to the endpoints on this node alone.
-func categorize(bs []backend) endpointSets {
-	cluster := usable(bs, func(backend) bool { return true })
+// CategorizeEndpoints): the ready endpoints, or when none is ready, the
+// ones still serving while terminating, so connections are not dropped
+// during a rollout. The cluster set follows the topology hints when they
+// allow (see topologyMode); the local set applies the same rule to the
+// endpoints on this node alone, without hints.
+func categorize(bs []backend, node, zone string) endpointSets {
+	mode := topologyMode(bs, node, zone)
+	// A mode other than none has a ready endpoint for this node or zone,
+	// so the hints never leave the cluster set empty.
+	cluster := usable(bs, func(b backend) bool { return mode.allows(b.endpoint, node, zone) })
 	return endpointSets{
 		cluster:  cluster,
 		local:    usable(bs, func(b backend) bool { return b.local }),
 		anywhere: len(cluster) > 0,
 	}
+}
+
+// topology is how the cluster endpoints are narrowed by their hints.
+type topology int
+
+const (
+	topologyNone topology = iota
+	topologySameZone
+	topologySameNode
+)
+
+// topologyMode is kube-proxy's topologyModeFromHints: same node when every
+// ready endpoint has a node hint and one names this node (the
+// PreferSameTrafficDistribution gate, on by default since Kubernetes 1.34),
+// else same zone when every ready endpoint has a zone hint and one names
+// this node's zone, else none: a hint that cannot be honoured here is
+// ignored rather than leaving the node without endpoints.
+func topologyMode(bs []backend, node, zone string) topology {
+	anyReady, allNodes, forNode, allZones, forZone := false, true, false, true, false
+	for _, b := range bs {
+		if !b.ready {
+			continue
+		}
+		anyReady = true
+		if len(b.nodes) == 0 {
+			allNodes = false
+		} else if slices.Contains(b.nodes, node) {
+			forNode = true
+		}
+		if len(b.zones) == 0 {
+			allZones = false
+		} else if slices.Contains(b.zones, zone) {
+			forZone = true
+		}
+	}
+	switch {
+	case !anyReady:
+		return topologyNone
+	case allNodes && forNode && node != "":
+		return topologySameNode
+	case allZones && forZone && zone != "":
+		return topologySameZone
+	}
+	return topologyNone
+}
+
+func (t topology) allows(e endpoint, node, zone string) bool {
+	switch t {
+	case topologySameNode:
+		return slices.Contains(e.nodes, node)
+	case topologySameZone:
+		return slices.Contains(e.zones, zone)
+	}
+	return true
 }
 
 // usable returns the ready backends among those chosen by in, or the

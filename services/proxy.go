@@ -116,7 +116,7 @@ func (p *Proxy) SetConfig(cfg Config) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if slices.Equal(cfg.NodePortAddresses, p.cfg.NodePortAddresses) &&
-		slices.Equal(cfg.ExternalIPCIDRs, p.cfg.ExternalIPCIDRs) && cfg.Node == p.cfg.Node {
+		slices.Equal(cfg.ExternalIPCIDRs, p.cfg.ExternalIPCIDRs) && cfg.Node == p.cfg.Node && cfg.Zone == p.cfg.Zone {
 		return
 	}
 	for a := range p.rejects {

@@ -719,6 +719,14 @@ func TestProxySetConfig(t *testing.T) {
 			np:      []string{"10.96.0.1:80/tcp -> 10.1.0.1:8080", "192.168.1.10:30001/tcp -> 10.1.0.1:8080", "192.168.1.11:30001/tcp -> 10.1.0.1:8080"},
 			routes:  map[string]string{},
 		},
+		{
+			// The zone decides which hinted endpoints serve.
+			name: "a zone label", cfg: Config{Node: "node-b", NodePortAddresses: proxyConfig.NodePortAddresses,
+				ExternalIPCIDRs: proxyConfig.ExternalIPCIDRs, Zone: "zone-a"},
+			updated: []string{"default/lb", "default/np", "default/plain"},
+			np:      []string{"10.96.0.1:80/tcp -> 10.1.0.1:8080", "192.168.1.10:30001/tcp -> 10.1.0.1:8080", "192.168.1.11:30001/tcp -> 10.1.0.1:8080"},
+			routes:  map[string]string{},
+		},
 	}
 	for _, st := range steps {
 		h.forget()

@@ -29,6 +29,9 @@ type Config struct {
 	// them are programmed, so a user who may create Services cannot
 	// capture traffic to arbitrary addresses (CVE-2020-8554).
 	ExternalIPCIDRs []netip.Prefix
+	// Zone is this node's topology.kubernetes.io/zone label, for the
+	// EndpointSlices' zone hints; empty when it has none.
+	Zone string
 }
 
 // FrontendKind says how a frontend's address came to the service.
@@ -228,7 +231,7 @@ func (t *translation) translate(in []*discoveryv1.EndpointSlice) {
 		if !ok {
 			continue
 		}
-		sets := categorize(eps.backends(sp.name, sp.k8sProto))
+		sets := categorize(eps.backends(sp.name, sp.k8sProto), t.cfg.Node, t.cfg.Zone)
 		for _, v := range vips {
 			t.frontend(v.kind, v.addr, v.field, sp, sets)
 		}
