@@ -56,9 +56,12 @@ func (p *Proxy) claim(out Output) Output {
 // reject routes whose need changed.
 func (p *Proxy) own(out Output) []netip.Addr {
 	prev := p.applied[out.Service]
-	held := map[nat44ed.Key]bool{}
+	var held map[nat44ed.Key]bool // the keys out.Service held before
 	for _, m := range prev.Mappings {
 		if p.owner[m.Key()] == out.Service {
+			if held == nil {
+				held = map[nat44ed.Key]bool{}
+			}
 			held[m.Key()] = true
 			delete(p.owner, m.Key())
 			for w := range p.waiting[m.Key()] {

@@ -80,8 +80,9 @@ type Proxy struct {
 	// hcRetry: the last health-check Sync failed.
 	hcRetry bool
 	synced  bool
-	// firewalls are the source-restricted frontends per applied service;
-	// fwGen counts their changes.
+	// firewalls are the applied services' Firewalls; fwGen counts their
+	// changes and those of the keys' holders (Firewalls leaves out a
+	// firewall on another service's key).
 	firewalls map[string][]Firewall
 	fwKeys    map[nat44ed.Key]map[string]bool // services with a firewall on a key
 	fwGen     uint64
