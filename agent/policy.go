@@ -332,7 +332,10 @@ func (a *Agent) Policies(context.Context) ([]ctl.PodPolicy, error) {
 	defer a.policy.mu.Unlock()
 	var out []ctl.PodPolicy
 	for pod, t := range a.policy.last.Tables {
-		pp := ctl.PodPolicy{Pod: pod, Ingress: t.Ingress, Egress: t.Egress, Policies: t.Policies}
+		pp := ctl.PodPolicy{Pod: pod, Ingress: t.Ingress, Egress: t.Egress, Firewall: t.Firewall, Policies: t.Policies}
+		if i, ok := a.policy.acl.Index(t.Firewall); ok && t.Firewall != "" {
+			pp.FirewallACL = &i
+		}
 		if i, ok := a.policy.acl.Index(t.Ingress); ok && t.Ingress != "" {
 			pp.IngressACL = &i
 		}

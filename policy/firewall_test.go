@@ -140,12 +140,33 @@ func TestPlaceFirewall(t *testing.T) {
 		t.Errorf("without outside-only firewalls: uplink %q, open pod %q, %d ACLs; want the same list, 6 ACLs",
 			lists[9], lists[1], len(shared.Desired.ACLs))
 	}
-	// The pods' own tables are what they were without a firewall.
+	// The pods' own tables are what they were without a firewall, and
+	// Tables names the firewall each pod's input list starts with.
 	plain := in
 	plain.Firewalls = nil
 	without := Place(plain)
-	if !reflect.DeepEqual(got.Tables, without.Tables) {
-		t.Errorf("Tables with a firewall %+v, without %+v", got.Tables, without.Tables)
+	bindingOf := func(p Placement, sw uint32) acl.Binding {
+		i := slices.IndexFunc(p.Desired.Bindings, func(b acl.Binding) bool { return b.SwIfIndex == sw })
+		if i < 0 {
+			return acl.Binding{}
+		}
+		return p.Desired.Bindings[i]
+	}
+	for _, lp := range in.Local {
+		for _, pl := range []Placement{got, without} {
+			pt, b := pl.Tables[lp.Pod], bindingOf(pl, lp.SwIfIndexes[0])
+			want := ""
+			if len(b.Input) > 0 && isFirewall(b.Input[0]) {
+				want = b.Input[0]
+			}
+			if pt.Firewall != want {
+				t.Errorf("%s: Tables firewall %q, input list %q", lp.Pod, pt.Firewall, b.Input)
+			}
+		}
+		g, w := got.Tables[lp.Pod], without.Tables[lp.Pod]
+		if g.Ingress != w.Ingress || g.Egress != w.Egress || !slices.Equal(g.Policies, w.Policies) {
+			t.Errorf("%s: tables with a firewall %+v, without %+v", lp.Pod, g, w)
+		}
 	}
 	// Without firewalls only isolated pods have lists, and the firewall
 	// keeps its place in them, empty: its coming then changes no list.

@@ -118,7 +118,10 @@ type Placement struct {
 // only has the not-isolated table (NoteNotIsolated) in the other.
 type PodTables struct {
 	Ingress, Egress string
-	Policies        []string
+	// Firewall is the service firewall first in the pod's input list, ""
+	// when the list has none.
+	Firewall string
+	Policies []string
 }
 
 // Place turns the compiled rules of the node's pods into ACLs and interface
@@ -312,6 +315,7 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 	}
 	if !ok || (!pr.Ingress.Isolated && !pr.Egress.Isolated) {
 		if list := p.firewall.podInput(""); list != nil {
+			pt.Firewall = list[0]
 			for _, sw := range ifaces {
 				p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: list}
 			}
@@ -319,11 +323,12 @@ func (p *placer) placePod(lp LocalPod) PodTables {
 		return pt
 	}
 	in, eg := p.direction(Ingress, pr.Ingress), p.direction(Egress, pr.Egress)
-	pt.Ingress, pt.Egress = in.tag, eg.tag
+	input := p.firewall.podInput(eg.tag)
+	pt.Ingress, pt.Egress, pt.Firewall = in.tag, eg.tag, input[0]
 	for _, sw := range ifaces {
 		// Egress is checked where the pod's packets enter VPP, ingress
 		// where packets leave VPP toward the pod.
-		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: p.firewall.podInput(eg.tag), Output: []string{in.tag}}
+		p.bound[sw] = acl.Binding{SwIfIndex: sw, Input: input, Output: []string{in.tag}}
 	}
 	return pt
 }

@@ -35,12 +35,16 @@ type Backend interface {
 
 // PodPolicy is one local pod's policy tables.
 type PodPolicy struct {
-	Pod        string   `json:"pod"`
-	Ingress    string   `json:"ingress,omitempty"` // ACL tag on the pod's output, "" when not isolated
-	IngressACL *uint32  `json:"ingressACL,omitempty"`
-	Egress     string   `json:"egress,omitempty"` // ACL tag on the pod's input
-	EgressACL  *uint32  `json:"egressACL,omitempty"`
-	Policies   []string `json:"policies,omitempty"`
+	Pod        string  `json:"pod"`
+	Ingress    string  `json:"ingress,omitempty"` // ACL tag on the pod's output, "" when not isolated
+	IngressACL *uint32 `json:"ingressACL,omitempty"`
+	Egress     string  `json:"egress,omitempty"` // ACL tag on the pod's input
+	EgressACL  *uint32 `json:"egressACL,omitempty"`
+	// Firewall is the service firewall's ACL tag, first in the pod's
+	// input list (docs/services.md).
+	Firewall    string   `json:"firewall,omitempty"`
+	FirewallACL *uint32  `json:"firewallACL,omitempty"`
+	Policies    []string `json:"policies,omitempty"`
 }
 
 // VersionInfo is the answer to `kube-vppctl version`.

@@ -77,9 +77,10 @@ func mappingOf(ms []nat44ed.Mapping, f services.Frontend) string {
 
 func printPolicies(w io.Writer, list []ctl.PodPolicy) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tINGRESS (output)\tEGRESS (input)\tPOLICIES")
+	fmt.Fprintln(tw, "POD\tINGRESS (output)\tEGRESS (input)\tSERVICE FIREWALL (input, first)\tPOLICIES")
 	for _, p := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Pod, table(p.Ingress, p.IngressACL), table(p.Egress, p.EgressACL), strings.Join(p.Policies, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Pod, table(p.Ingress, p.IngressACL), table(p.Egress, p.EgressACL),
+			table(p.Firewall, p.FirewallACL), strings.Join(p.Policies, ","))
 	}
 	_ = tw.Flush()
 }
