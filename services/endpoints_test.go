@@ -222,19 +222,25 @@ func TestTranslateTrafficPolicies(t *testing.T) {
 		name:   "ETP Local without local endpoints",
 		svc:    service(etpLocal),
 		slices: slice(ep("10.244.2.7", "node-b")),
+		// kube-proxy drops outside clients of every external frontend
+		// (the firewalls) and sends pods on as to the cluster IP (the
+		// mappings, to every endpoint, keeping the client address).
 		want: Output{
-			Service:  "default/web",
-			Mappings: []nat44ed.Mapping{mapping("10.96.0.20:80", nat44ed.TCP, "80", self, 0, "10.244.2.7:8080")},
+			Service: "default/web",
+			Mappings: []nat44ed.Mapping{
+				mapping("10.96.0.20:80", nat44ed.TCP, "80", self, 0, "10.244.2.7:8080"),
+				mapping("192.168.1.10:30080", nat44ed.TCP, "80", self, 0, "10.244.2.7:8080"),
+				mapping("192.168.1.11:30080", nat44ed.TCP, "80", self, 0, "10.244.2.7:8080"),
+				mapping("198.51.100.5:80", nat44ed.TCP, "80", self, 0, "10.244.2.7:8080"),
+			},
 			Frontends: []Frontend{
 				fe(ClusterIP, "80", "10.96.0.20:80", nat44ed.TCP, "", "10.244.2.7:8080"),
-				fe(NodePort, "80", "192.168.1.10:30080", nat44ed.TCP, etpLocalDropped),
-				fe(NodePort, "80", "192.168.1.11:30080", nat44ed.TCP, etpLocalDropped),
-				fe(LoadBalancer, "80", "198.51.100.5:80", nat44ed.TCP, etpLocalDropped),
+				fe(NodePort, "80", "192.168.1.10:30080", nat44ed.TCP, etpLocalDropped, "10.244.2.7:8080"),
+				fe(NodePort, "80", "192.168.1.11:30080", nat44ed.TCP, etpLocalDropped, "10.244.2.7:8080"),
+				fe(LoadBalancer, "80", "198.51.100.5:80", nat44ed.TCP, etpLocalDropped, "10.244.2.7:8080"),
 			},
 			RejectIPs:   ips("10.96.0.20", "198.51.100.5"),
 			HealthCheck: &HealthCheck{Port: 32000, LocalEndpoints: 0},
-			// kube-proxy drops outside clients of every external
-			// frontend; pods it sends on as to the cluster IP.
 			Firewalls: []Firewall{
 				dropAll("192.168.1.10:30080", WhyNoLocalETP, true),
 				dropAll("192.168.1.11:30080", WhyNoLocalETP, true),

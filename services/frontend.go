@@ -146,8 +146,15 @@ func (t *translation) frontend(kind FrontendKind, addr netip.Addr, field string,
 	if len(backends) == 0 {
 		c.Note = noBackendsNote(kind, local, sets.anywhere)
 		c.dropped = local && sets.anywhere
-		t.candidates = append(t.candidates, c)
-		return
+		if !c.dropped || kind == ClusterIP {
+			t.candidates = append(t.candidates, c)
+			return
+		}
+		// externalTrafficPolicy Local, every endpoint elsewhere: kube-proxy
+		// drops outside clients (an outside-only Firewall) but sends pods
+		// on to any endpoint, as to the cluster IP. The mapping serves
+		// them; the firewall keeps everyone else out before NAT.
+		backends = sets.cluster
 	}
 	if kind == LoadBalancer {
 		if t.ranges.unusable {
@@ -197,7 +204,7 @@ func noBackendsNote(kind FrontendKind, local, anyEndpoints bool) string {
 	case kind == ClusterIP:
 		return WhyNoLocalITP + ": " + resultDropped
 	}
-	return WhyNoLocalETP + ": " + resultDropped
+	return WhyNoLocalETP + ": outside clients " + resultDropped + ", pods served by every endpoint"
 }
 
 func frontendOrder(a, b Frontend) int {

@@ -139,7 +139,7 @@ func ips(ss ...string) []netip.Addr {
 const (
 	noEndpointsRejected = "no endpoints: rejected (ICMP unreachable)"
 	noEndpointsDropped  = "no endpoints: dropped"
-	etpLocalDropped     = "externalTrafficPolicy Local and no endpoint on this node: dropped"
+	etpLocalDropped     = "externalTrafficPolicy Local and no endpoint on this node: outside clients dropped, pods served by every endpoint"
 	itpLocalDropped     = "internalTrafficPolicy Local and no endpoint on this node: dropped"
 )
 

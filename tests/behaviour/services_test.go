@@ -365,6 +365,12 @@ func TestServices(t *testing.T) {
 				!strings.Contains(denial(p), "externalTrafficPolicy Local and no endpoint on this node") {
 				t.Errorf("%s: want dropped untranslated by the service's firewall, denied by %q", p, denial(p))
 			}
+			// A pod is served as through the cluster IP, as kube-proxy
+			// does for pods: node-b's endpoint, on the LB IP and the
+			// node port alike.
+			for _, to := range []string{"198.18.0.12:80", "192.168.10.11:30090"} {
+				e.forwardedTo(e.trace("default/client", to, "tcp", 1)[0], map[string]string{"10.244.1.11:8080": uplink})
+			}
 			// ... while the ClusterIP still reaches node-b's endpoint.
 			e.forwardedTo(e.trace("default/client", "10.96.0.40:80", "tcp", 1)[0], map[string]string{"10.244.1.11:8080": uplink})
 			// The health check says so, as kube-proxy's does.
