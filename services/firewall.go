@@ -37,14 +37,19 @@ func (t *translation) firewalls() []Firewall {
 	var fws []Firewall
 	for i, c := range t.candidates {
 		f := t.out.Frontends[i]
-		switch {
-		case f.Kind == LoadBalancer && len(f.Backends) > 0 && len(f.SourceRanges) > 0:
+		if c.mapping != nil && len(f.Backends) == 0 {
+			continue // refused: the key is another frontend's
+		}
+		if len(f.SourceRanges) > 0 {
 			fws = append(fws, Firewall{Service: t.out.Service, Address: f.Address, Protocol: f.Protocol,
 				Sources: f.SourceRanges, Why: WhySourceRanges})
-		case c.dropped && f.Kind == ClusterIP:
-			fws = append(fws, Firewall{Service: t.out.Service, Address: f.Address, Protocol: f.Protocol, Why: WhyNoLocalITP})
-		case c.dropped:
-			fws = append(fws, Firewall{Service: t.out.Service, Address: f.Address, Protocol: f.Protocol, Why: WhyNoLocalETP, OutsideOnly: true})
+		}
+		if c.dropped {
+			drop := Firewall{Service: t.out.Service, Address: f.Address, Protocol: f.Protocol, Why: WhyNoLocalETP, OutsideOnly: true}
+			if f.Kind == ClusterIP {
+				drop.Why, drop.OutsideOnly = WhyNoLocalITP, false
+			}
+			fws = append(fws, drop)
 		}
 	}
 	return fws

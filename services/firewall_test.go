@@ -2,9 +2,11 @@ package services
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/kube-vpp/kube-vpp/vpp-plugins/nat44ed"
 )
@@ -57,5 +59,28 @@ func TestProxyFirewallsSkipKeysOthersHold(t *testing.T) {
 				t.Errorf("after other left the key: generation %d -> %d, firewalls %+v, want a new generation and %+v", gen, g, fws, want)
 			}
 		})
+	}
+}
+
+// Source ranges and externalTrafficPolicy Local without a local endpoint
+// on one load-balancer IP: kube-proxy drops outside clients for the policy
+// whatever their source, and pods outside the ranges for the ranges.
+func TestTranslateFirewallsCombine(t *testing.T) {
+	svc := loadBalancer("192.0.2.0/24")
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	out := Translate(testConfig, svc, []*discoveryv1.EndpointSlice{eslice("web-1", http8080, ep("10.244.1.11", "node-b"))})
+	lb := netip.MustParseAddrPort("203.0.113.7:80")
+	var got []Firewall
+	for _, fw := range out.Firewalls {
+		if fw.Address == lb {
+			got = append(got, fw)
+		}
+	}
+	want := []Firewall{
+		{Service: "default/web", Address: lb, Protocol: nat44ed.TCP, Sources: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Why: WhySourceRanges},
+		{Service: "default/web", Address: lb, Protocol: nat44ed.TCP, Why: WhyNoLocalETP, OutsideOnly: true},
+	}
+	if !slices.EqualFunc(got, want, sameFirewall) {
+		t.Errorf("firewalls on the LB IP %+v, want %+v", got, want)
 	}
 }
