@@ -71,8 +71,10 @@ type firewallTables struct {
 
 func buildFirewall(fws []Firewall) firewallTables {
 	fws = slices.Clone(fws)
+	// Rules in a total order, so equal inputs hash to the same tag.
 	slices.SortFunc(fws, func(a, b Firewall) int {
-		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Service, b.Service))
+		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Service, b.Service),
+			cmp.Compare(a.Why, b.Why), compareBools(a.OutsideOnly, b.OutsideOnly), comparePrefixLists(a.Sources, b.Sources))
 	})
 	pods, all := newTable(0), newTable(0)
 	for _, fw := range fws {
@@ -98,6 +100,16 @@ func buildFirewall(fws []Firewall) firewallTables {
 	}
 	pods.seal(firewallDir)
 	return firewallTables{pods: pods, open: closed(pods), uplink: closed(all)}
+}
+
+func compareBools(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // closed is t followed by permit-all, sealed; nil when t has no rule.

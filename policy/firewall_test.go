@@ -60,7 +60,12 @@ func TestPlaceFirewall(t *testing.T) {
 	// admitted: all of IPv4 is denied, for pods too or from outside only.
 	outside := firewallOf("203.0.113.10:443", TCP, "web/etp", "no local endpoint")
 	outside.OutsideOnly = true
+	// shop/lb's ranges and its no-endpoint drop share a key: the order of
+	// the two must not depend on the input's.
+	shopDrop := firewallOf("203.0.113.7:443", TCP, "shop/lb", "no local endpoint")
+	shopDrop.OutsideOnly = true
 	fws := []Firewall{
+		shopDrop,
 		firewallOf("203.0.113.7:443", TCP, "shop/lb", "outside its ranges", "128.0.0.0/1"),
 		firewallOf("203.0.113.8:53", UDP, "dns/lb", "outside its ranges", "0.0.0.0/2", "128.0.0.0/2"),
 		firewallOf("10.96.0.9:80", TCP, "web/itp", "no local endpoint"),
@@ -77,8 +82,11 @@ func TestPlaceFirewall(t *testing.T) {
 		"permit ::/0 ::/0 0 any any <- firewall " + NoteFirewallPass,
 	}
 	closed := append(slices.Clone(denies), pass...)
-	uplink := append(append(slices.Clone(denies),
-		"deny 0.0.0.0/0 203.0.113.10/32 6 any 443 <- firewall service web/etp: no local endpoint"), pass...)
+	uplink := append([]string{
+		"deny 0.0.0.0/0 10.96.0.9/32 6 any 80 <- firewall service web/itp: no local endpoint",
+		"deny 0.0.0.0/0 203.0.113.7/32 6 any 443 <- firewall service shop/lb: no local endpoint",
+	}, denies[1:]...)
+	uplink = append(append(uplink, "deny 0.0.0.0/0 203.0.113.10/32 6 any 443 <- firewall service web/etp: no local endpoint"), pass...)
 	egressTable := []string{
 		"permit+reflect 0.0.0.0/0 10.0.2.0/24 17 any 53 <- egress x/p#0",
 		ndEgress,
@@ -134,7 +142,7 @@ func TestPlaceFirewall(t *testing.T) {
 	// Without outside-only firewalls the uplink's table is the pods'
 	// closed one: one ACL.
 	inside := in
-	inside.Firewalls = fws[:3]
+	inside.Firewalls = fws[1:4]
 	shared := Place(inside)
 	if lists := showLists(t, shared); !reflect.DeepEqual(lists[9], lists[1]) || len(shared.Desired.ACLs) != 6 {
 		t.Errorf("without outside-only firewalls: uplink %q, open pod %q, %d ACLs; want the same list, 6 ACLs",
