@@ -192,8 +192,8 @@ func (a *advertiser) podCIDRs(node string, spec corev1.NodeSpec) {
 // service adds svc's load-balancer ingress IPs and allowed externalIPs.
 // ready says, per family, whether this node has a ready endpoint of it.
 func (a *advertiser) service(in AdvertiseInput, svc *corev1.Service, ready [2]bool) {
-	if svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		return // kube-proxy serves neither: no traffic to attract
+	if !ServiceAdvertises(svc) {
+		return
 	}
 	obj := fmt.Sprintf("service %s/%s", svc.Namespace, svc.Name)
 	local := externalPolicyLocal(svc)
@@ -239,11 +239,20 @@ func (a *advertiser) service(in AdvertiseInput, svc *corev1.Service, ready [2]bo
 	}
 }
 
+// labelServiceProxyName gives a Service to another proxy (KEP-2447);
+// services.LabelServiceProxyName is the same label.
+const labelServiceProxyName = "service.kubernetes.io/service-proxy-name"
+
 // ServiceAdvertises reports whether svc can give advertisements: it has
 // load-balancer ingress IPs or externalIPs. Changes to other Services
 // cannot change what a node announces.
 func ServiceAdvertises(svc *corev1.Service) bool {
+	// kube-proxy serves neither ExternalName nor headless Services, nor
+	// those another proxy implements: no traffic to attract.
 	if svc == nil || svc.Spec.Type == corev1.ServiceTypeExternalName || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return false
+	}
+	if _, other := svc.Labels[labelServiceProxyName]; other {
 		return false
 	}
 	return len(svc.Spec.ExternalIPs) > 0 ||

@@ -191,10 +191,19 @@ func Translate(cfg Config, svc *corev1.Service, slices []*discoveryv1.EndpointSl
 	return t.out
 }
 
+// LabelServiceProxyName marks a Service another proxy implements
+// (KEP-2447): kube-proxy watches only Services without it, whatever its
+// value, and so does the agent.
+const LabelServiceProxyName = "service.kubernetes.io/service-proxy-name"
+
 // proxied reports whether kube-proxy would program the service at all:
-// ExternalName services are DNS-only and headless ones have no virtual IP.
+// ExternalName services are DNS-only, headless ones have no virtual IP,
+// and a service-proxy-name label gives the Service to another proxy.
 func proxied(svc *corev1.Service) bool {
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return false
+	}
+	if _, other := svc.Labels[LabelServiceProxyName]; other {
 		return false
 	}
 	ip := svc.Spec.ClusterIP

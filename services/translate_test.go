@@ -368,6 +368,14 @@ func TestTranslateServiceTypes(t *testing.T) {
 		slices: []*discoveryv1.EndpointSlice{twoEndpoints},
 		want:   Output{Service: "default/web"},
 	}, {
+		// KEP-2447: another proxy implements it, whatever the value.
+		name: "a Service of another proxy left alone",
+		svc: service(withPorts(svcPort("", corev1.ProtocolTCP, 80, 0)), func(s *corev1.Service) {
+			s.Labels = map[string]string{LabelServiceProxyName: ""}
+		}),
+		slices: []*discoveryv1.EndpointSlice{twoEndpoints},
+		want:   Output{Service: "default/web"},
+	}, {
 		name: "no cluster IP left alone",
 		svc: service(withPorts(svcPort("", corev1.ProtocolTCP, 80, 0)), func(s *corev1.Service) {
 			s.Spec.ClusterIP, s.Spec.ClusterIPs = "", nil
