@@ -68,6 +68,14 @@ type router struct {
 	port int32
 	asn  uint32
 	srv  *server.BgpServer
+
+	// states are the neighbours' session states, from GoBGP's peer
+	// events. GoBGP v3.37 writes a neighbour's graceful restart state
+	// while it handles an OPEN without the lock ListPeer reads it under
+	// (fsm.go opensent), so polling ListPeer while a GR session comes up
+	// is a data race inside GoBGP; the events are sent after it.
+	mu     sync.Mutex
+	states map[string]api.PeerState_SessionState
 }
 
 // startRouter starts a GoBGP server listening on addr. Like the speaker it
@@ -75,7 +83,8 @@ type router struct {
 // variable, which the last server started decides.
 func startRouter(t testing.TB, addr string, asn uint32) *router {
 	t.Helper()
-	r := &router{t: t, addr: netip.MustParseAddr(addr), port: freePort(t, addr), asn: asn}
+	r := &router{t: t, addr: netip.MustParseAddr(addr), port: freePort(t, addr), asn: asn,
+		states: map[string]api.PeerState_SessionState{}}
 	r.srv = server.NewBgpServer(server.LoggerOption(newGoBGPLogger(zap.NewNop())))
 	go r.srv.Serve()
 	err := r.srv.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{
@@ -89,7 +98,22 @@ func startRouter(t testing.TB, addr string, asn uint32) *router {
 	if err != nil {
 		t.Fatalf("starting router %s: %v", addr, err)
 	}
-	t.Cleanup(func() { r.srv.StopBgp(context.Background(), &api.StopBgpRequest{}) })
+	watch, stopWatch := context.WithCancel(context.Background())
+	err = r.srv.WatchEvent(watch, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(resp *api.WatchEventResponse) {
+		if ev := resp.GetPeer(); ev != nil && ev.GetType() == api.WatchEventResponse_PeerEvent_STATE {
+			st := ev.GetPeer().GetState()
+			r.mu.Lock()
+			r.states[st.GetNeighborAddress()] = st.GetSessionState()
+			r.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatalf("router %s: watching peers: %v", addr, err)
+	}
+	t.Cleanup(func() {
+		stopWatch()
+		r.srv.StopBgp(context.Background(), &api.StopBgpRequest{})
+	})
 	return r
 }
 
@@ -232,7 +256,9 @@ func (r *router) neighbor(addr string) *api.Peer {
 }
 
 func (r *router) established(addr string) bool {
-	return r.neighbor(addr).GetState().GetSessionState() == api.PeerState_ESTABLISHED
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.states[addr] == api.PeerState_ESTABLISHED
 }
 
 // speakerPeer is how the speaker sees r.
@@ -299,10 +325,17 @@ func (ts *testSpeaker) peerState(t testing.TB, addr netip.Addr) string {
 
 // waitEstablished waits until both the speaker and each router see their
 // session established.
+//
+// The speaker's status is read only once GoBGP has logged the session up
+// (in its server loop, after the FSM's OPEN handling: see router.states
+// for the race polling earlier would meet).
 func waitEstablished(t testing.TB, ts *testSpeaker, routers ...*router) {
 	t.Helper()
 	for _, r := range routers {
 		waitFor(t, fmt.Sprintf("session with %s", r.addr), func() (bool, string) {
+			if ts.logs.FilterMessage("Peer Up").FilterField(zap.String("key", r.addr.String())).Len() == 0 {
+				return false, "speaker has not logged the session up"
+			}
 			s := ts.peerState(t, r.addr)
 			return s == "established" && r.established(speakerAddrV4), "speaker sees " + s
 		})
