@@ -640,7 +640,9 @@ func TestServiceAdvertises(t *testing.T) {
 		{"headless with externalIPs", testService("ns", "a", corev1.ServiceTypeClusterIP, externalIPs("203.0.113.2"), headless), false, false},
 		{"ExternalName with externalIPs", testService("ns", "a", corev1.ServiceTypeExternalName, externalIPs("203.0.113.2")), false, false},
 		{"another proxy's LoadBalancer", testService("ns", "a", corev1.ServiceTypeLoadBalancer, ingress("203.0.113.1"), etpLocal,
-			func(s *corev1.Service) { s.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other"} }), false, false},
+			func(s *corev1.Service) {
+				s.Labels = map[string]string{"service.kubernetes.io/service-proxy-name": "other"}
+			}), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
