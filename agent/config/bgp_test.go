@@ -270,20 +270,7 @@ func TestLoadBGPInvalid(t *testing.T) {
 			if tt.file != "" {
 				args = append(args, "--config", writeConfig(t, tt.file))
 			}
-			cfg, err := Load(args)
-			if err == nil {
-				t.Fatalf("Load = %+v, want an error for %s", cfg.BGP, tt.key)
-			}
-			ie := findInvalid(err, tt.key)
-			if ie == nil {
-				t.Fatalf("error %q names no invalid %s", err, tt.key)
-			}
-			if ie.Value != tt.value || !strings.Contains(ie.Reason, tt.reasonHas) {
-				t.Errorf("got %q, want value %q and a reason containing %q", ie, tt.value, tt.reasonHas)
-			}
-			if got := ExitCode(err); got != ExitInvalid {
-				t.Errorf("ExitCode = %d, want %d", got, ExitInvalid)
-			}
+			wantInvalid(t, args, tt.key, tt.value, tt.reasonHas)
 		})
 	}
 }

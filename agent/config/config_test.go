@@ -325,24 +325,32 @@ func TestLoadInvalid(t *testing.T) {
 			if tt.file != "" {
 				args = append(args, "--config", writeConfig(t, tt.file))
 			}
-			cfg, err := Load(args)
-			if err == nil {
-				t.Fatalf("Load(%q) = %+v, want an error for %s", args, cfg, tt.key)
-			}
-			ie := findInvalid(err, tt.key)
-			if ie == nil {
-				t.Fatalf("Load(%q) error %q names no invalid %s", args, err, tt.key)
-			}
-			if ie.Value != tt.value || !strings.Contains(ie.Reason, tt.reasonHas) {
-				t.Errorf("got %q, want value %q and a reason containing %q", ie, tt.value, tt.reasonHas)
-			}
-			if !strings.Contains(err.Error(), tt.key) {
-				t.Errorf("error %q does not name %s", err, tt.key)
-			}
-			if got := ExitCode(err); got != 2 {
-				t.Errorf("ExitCode = %d, want 2", got)
-			}
+			wantInvalid(t, args, tt.key, tt.value, tt.reasonHas)
 		})
+	}
+}
+
+// wantInvalid loads args and checks the error reports key invalid with
+// value and a reason containing reasonHas, names the key, and exits with
+// ExitInvalid.
+func wantInvalid(t *testing.T, args []string, key, value, reasonHas string) {
+	t.Helper()
+	cfg, err := Load(args)
+	if err == nil {
+		t.Fatalf("Load(%q) = %+v, want an error for %s", args, cfg, key)
+	}
+	ie := findInvalid(err, key)
+	if ie == nil {
+		t.Fatalf("Load(%q) error %q names no invalid %s", args, err, key)
+	}
+	if ie.Value != value || !strings.Contains(ie.Reason, reasonHas) {
+		t.Errorf("got %q, want value %q and a reason containing %q", ie, value, reasonHas)
+	}
+	if !strings.Contains(err.Error(), key) {
+		t.Errorf("error %q does not name %s", err, key)
+	}
+	if got := ExitCode(err); got != ExitInvalid {
+		t.Errorf("ExitCode = %d, want %d", got, ExitInvalid)
 	}
 }
 

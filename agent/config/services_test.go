@@ -3,7 +3,6 @@ package config
 import (
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
 )
 
@@ -181,23 +180,7 @@ func TestLoadServicesInvalid(t *testing.T) {
 			if tt.file != "" {
 				args = append(args, "--config", writeConfig(t, tt.file))
 			}
-			cfg, err := Load(args)
-			if err == nil {
-				t.Fatalf("Load(%q) = %+v, want an error for %s", args, cfg, tt.key)
-			}
-			ie := findInvalid(err, tt.key)
-			if ie == nil {
-				t.Fatalf("Load(%q) error %q names no invalid %s", args, err, tt.key)
-			}
-			if ie.Value != tt.value || !strings.Contains(ie.Reason, tt.reasonHas) {
-				t.Errorf("got %q, want value %q and a reason containing %q", ie, tt.value, tt.reasonHas)
-			}
-			if !strings.Contains(err.Error(), tt.key) {
-				t.Errorf("error %q does not name %s", err, tt.key)
-			}
-			if got := ExitCode(err); got != ExitInvalid {
-				t.Errorf("ExitCode = %d, want %d", got, ExitInvalid)
-			}
+			wantInvalid(t, args, tt.key, tt.value, tt.reasonHas)
 		})
 	}
 }
